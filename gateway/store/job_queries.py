@@ -1,0 +1,156 @@
+"""Blocking queries on the jobs table (run on the store thread)."""
+import logging
+import math
+
+from peewee import IntegrityError, fn
+
+from .common import check_fields, first_dict, now
+from .errors import DuplicateError
+from .models import FINISHED_STATES, JOB_STATES, UNFINISHED_STATES
+
+logger = logging.getLogger(__name__)
+
+# Columns left out of list_jobs items unless include_payload=True (they can
+# be megabytes: the workflow and the final history).
+PAYLOAD_COLUMNS = ("body", "history")
+
+
+def insert_job(m, fields):
+    """Insert a job and return it; DuplicateError on a known prompt/job id."""
+    row = check_fields(m.Job, fields)
+    row.setdefault("state", "queued")
+    stamp = now()
+    row.setdefault("created_at", stamp)
+    row.setdefault("updated_at", stamp)
+    try:
+        m.Job.insert(row).execute()
+    except IntegrityError as exc:
+        raise DuplicateError("job already stored: %s"
+                             % row.get("prompt_id")) from exc
+    return get_job(m, row["prompt_id"])
+
+
+def update_job(m, prompt_id, fields):
+    """Change some columns of a job; True when the job exists."""
+    row = check_fields(m.Job, fields)
+    row.setdefault("updated_at", now())
+    try:
+        count = m.Job.update(row).where(m.Job.prompt_id == prompt_id).execute()
+    except IntegrityError as exc:
+        raise DuplicateError("job id clash updating %s" % prompt_id) from exc
+    return count > 0
+
+
+def get_job(m, prompt_id):
+    """One job as a dict, or None."""
+    return first_dict(m.Job.select().where(m.Job.prompt_id == prompt_id))
+
+
+def get_job_by_gateway_id(m, gateway_job_id):
+    """The job with this gateway job id, or None."""
+    return first_dict(m.Job.select()
+                      .where(m.Job.gateway_job_id == gateway_job_id))
+
+
+def load_unfinished_jobs(m):
+    """Jobs still queued/submitted/running, in arrival (seq) order."""
+    return list(m.Job.select().where(m.Job.state.in_(UNFINISHED_STATES))
+                .order_by(m.Job.seq).dicts())
+
+
+def max_job_seq(m):
+    """Highest seq stored (0 when there are no jobs)."""
+    return m.Job.select(fn.MAX(m.Job.seq)).scalar() or 0
+
+
+def _job_filters(job, state, worker_id, client_id, since, until):
+    conds = []
+    if state is not None:
+        states = [state] if isinstance(state, str) else list(state)
+        conds.append(job.state.in_(states))
+    if worker_id is not None:
+        conds.append(job.worker_id == worker_id)
+    if client_id is not None:
+        conds.append(job.client_id == client_id)
+    if since is not None:
+        conds.append(job.created_at >= since)
+    if until is not None:
+        conds.append(job.created_at < until)
+    return conds
+
+
+def list_jobs(m, state=None, worker_id=None, client_id=None, since=None,
+              until=None, limit=50, offset=0, include_payload=False):
+    """A page of jobs, newest first, and the total matching the filters."""
+    job = m.Job
+    conds = _job_filters(job, state, worker_id, client_id, since, until)
+    columns = [f for f in job._meta.sorted_fields
+               if include_payload or f.name not in PAYLOAD_COLUMNS]
+    items = job.select(*columns)
+    total = job.select(fn.COUNT(job.prompt_id))
+    if conds:
+        items = items.where(*conds)
+        total = total.where(*conds)
+    items = (items.order_by(job.created_at.desc(), job.seq.desc())
+             .limit(max(0, int(limit))).offset(max(0, int(offset))))
+    return {"items": list(items.dicts()), "total": total.scalar() or 0}
+
+
+def count_jobs_by_state(m):
+    """``{state: count}`` for every known state (zero when absent)."""
+    counts = dict.fromkeys(JOB_STATES, 0)
+    query = (m.Job.select(m.Job.state, fn.COUNT(m.Job.prompt_id))
+             .group_by(m.Job.state).tuples())
+    for state, count in query:
+        counts[state] = count
+    return counts
+
+
+def job_stats(m, since, until=None):
+    """Per-minute buckets of jobs finished in [since, until).
+
+    Each bucket is ``{minute, finished, failed, mean_run_seconds}``: minute is
+    the bucket start (epoch seconds), finished counts done jobs, failed counts
+    failed jobs, mean_run_seconds averages finished_at - started_at over the
+    done jobs that have started_at (None when there are none).
+    """
+    until = now() if until is None else until
+    job = m.Job
+    rows = (job.select(job.state, job.started_at, job.finished_at)
+            .where((job.finished_at >= since) & (job.finished_at < until)
+                   & job.state.in_(FINISHED_STATES))
+            .tuples())
+    first = int(math.floor(since / 60.0))
+    last = int(math.floor(until / 60.0))
+    buckets = {k: {"minute": k * 60.0, "finished": 0, "failed": 0,
+                   "_runs": []} for k in range(first, last + 1)}
+    for state, started_at, finished_at in rows:
+        bucket = buckets[int(math.floor(finished_at / 60.0))]
+        if state == "failed":
+            bucket["failed"] += 1
+            continue
+        bucket["finished"] += 1
+        if started_at is not None:
+            bucket["_runs"].append(finished_at - started_at)
+    result = []
+    for key in sorted(buckets):
+        bucket = buckets[key]
+        runs = bucket.pop("_runs")
+        bucket["mean_run_seconds"] = sum(runs) / len(runs) if runs else None
+        result.append(bucket)
+    return result
+
+
+def prune_jobs(m, keep_last):
+    """Delete finished jobs (and their outputs) but the newest ``keep_last``."""
+    job, out = m.Job, m.Output
+    finished = job.state.in_(FINISHED_STATES)
+    cutoff = (job.select(job.seq).where(finished).order_by(job.seq.desc())
+              .limit(1).offset(max(0, int(keep_last))).scalar())
+    if cutoff is None:
+        return 0
+    doomed = finished & (job.seq <= cutoff)
+    with job._meta.database.atomic():
+        out.delete().where(out.prompt_id.in_(
+            job.select(job.prompt_id).where(doomed))).execute()
+        return job.delete().where(doomed).execute()

@@ -1,0 +1,152 @@
+"""Peewee models of the gateway's tables (mirrored by docs/mysql_schema.sql).
+
+The classes here are unbound templates. ``bind_models(db)`` makes a private set
+of subclasses bound to one database, so two stores (a test's SQLite and MySQL,
+or two gateway instances in one process) never share a global binding.
+"""
+import json
+import logging
+from types import SimpleNamespace
+
+from peewee import (SQL, AutoField, BigIntegerField, BooleanField, CharField,
+                    DoubleField, FixedCharField, IntegerField, Model,
+                    TextField)
+
+logger = logging.getLogger(__name__)
+
+JOB_STATES = ("queued", "submitted", "running", "done", "failed")
+UNFINISHED_STATES = ("queued", "submitted", "running")
+FINISHED_STATES = ("done", "failed")
+
+
+class JSONTextField(TextField):
+    """TEXT column holding JSON; dicts/lists/scalars go in and come out."""
+
+    field_type = "TEXT"
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    def python_value(self, value):
+        if value is None:
+            return None
+        return json.loads(value)
+
+
+class LongJSONTextField(JSONTextField):
+    """LONGTEXT column holding JSON (SQLite sees it as TEXT affinity)."""
+
+    field_type = "LONGTEXT"
+
+
+def _default(literal):
+    """Also put the Python default into the DDL so hand-written SQL agrees."""
+    return [SQL("DEFAULT %s" % literal)]
+
+
+class BaseModel(Model):
+    class Meta:
+        database = None
+        legacy_table_names = False
+
+
+class Worker(BaseModel):
+    id = AutoField()
+    name = CharField(max_length=128)
+    url = CharField(max_length=512, unique=True)
+    weight = DoubleField(default=1.0, constraints=_default(1))
+    enabled = BooleanField(default=True, constraints=_default(1))
+    draining = BooleanField(default=False, constraints=_default(0))
+    max_queue = IntegerField(default=1, constraints=_default(1))
+    auth_username = CharField(max_length=255, null=True)
+    auth_password = CharField(max_length=255, null=True)
+    created_at = DoubleField()
+    updated_at = DoubleField()
+
+    class Meta:
+        table_name = "workers"
+
+
+class Job(BaseModel):
+    prompt_id = CharField(max_length=36, primary_key=True)
+    gateway_job_id = CharField(max_length=36, unique=True)
+    seq = BigIntegerField()
+    client_id = CharField(max_length=255, null=True)
+    priority = IntegerField(default=0, constraints=_default(0))
+    number = DoubleField(null=True)
+    state = CharField(max_length=16)
+    worker_id = IntegerField(null=True)
+    attempts = IntegerField(default=0, constraints=_default(0))
+    body = LongJSONTextField()
+    history = LongJSONTextField(null=True)
+    error = JSONTextField(null=True)
+    progress = JSONTextField(null=True)
+    webhook = CharField(max_length=1024, null=True)
+    created_at = DoubleField(index=True)
+    submitted_at = DoubleField(null=True)
+    started_at = DoubleField(null=True)
+    finished_at = DoubleField(null=True, index=True)  # for job_stats
+    updated_at = DoubleField()
+
+    class Meta:
+        table_name = "jobs"
+        indexes = (
+            (("state", "created_at"), False),
+            (("worker_id", "created_at"), False),
+            (("client_id", "created_at"), False),
+        )
+
+
+class Upload(BaseModel):
+    id = AutoField()
+    sha256 = FixedCharField(max_length=64, index=True)
+    type = CharField(max_length=16)
+    subfolder = CharField(max_length=255)
+    name = CharField(max_length=255)
+    size = BigIntegerField()
+    created_at = DoubleField()
+
+    class Meta:
+        table_name = "uploads"
+        indexes = ((("type", "subfolder", "name"), True),)
+
+
+class Output(BaseModel):
+    id = AutoField()
+    prompt_id = CharField(max_length=36, index=True)
+    worker_id = IntegerField(null=True)
+    type = CharField(max_length=16)
+    subfolder = CharField(max_length=255)
+    filename = CharField(max_length=255)
+    created_at = DoubleField()
+
+    class Meta:
+        table_name = "outputs"
+        indexes = ((("filename", "subfolder", "type"), False),)
+
+
+class Setting(BaseModel):
+    key = CharField(max_length=64, primary_key=True)
+    value = JSONTextField()
+
+    class Meta:
+        table_name = "settings"
+
+
+MODELS = (Worker, Job, Upload, Output, Setting)
+
+
+def bind_models(db):
+    """Return a namespace of model subclasses bound to ``db`` (one per table)."""
+    bound = {}
+    for base in MODELS:
+        meta = type("Meta", (), {"database": db,
+                                 "table_name": base._meta.table_name})
+        bound[base.__name__] = type(base.__name__, (base,),
+                                    {"Meta": meta,
+                                     "__module__": base.__module__})
+    ns = SimpleNamespace(**bound)
+    ns.all = tuple(bound[base.__name__] for base in MODELS)
+    return ns

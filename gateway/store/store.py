@@ -1,0 +1,189 @@
+"""``Store``: the async facade over the database that the gateway uses.
+
+Every blocking Peewee call runs on ONE dedicated thread (``_run``): SQLite
+connections belong to the thread that opened them, and a single thread also
+serialises writes. Methods return plain dicts/lists, never model instances.
+Writes are committed (autocommit or one transaction) before they return.
+"""
+import asyncio
+import functools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from . import file_queries, job_queries, worker_queries
+from .database import open_database
+from .errors import StoreClosedError
+
+logger = logging.getLogger(__name__)
+
+
+class Store:
+    """Async access to workers, jobs, uploads, outputs and settings."""
+
+    def __init__(self, kind="sqlite", *, sqlite_path=None, mysql=None):
+        self.kind = kind
+        self._sqlite_path = sqlite_path
+        self._mysql = dict(mysql or {})
+        self._executor = None
+        self._db = None
+        self._m = None
+        self._closing = False
+
+    @classmethod
+    def from_settings(cls, kind, sqlite_path=None, mysql=None):
+        """Build a store from config values (kind: sqlite, memory, mysql)."""
+        return cls(kind, sqlite_path=sqlite_path, mysql=mysql)
+
+    @property
+    def is_open(self):
+        """True between a successful open() and close()."""
+        return self._m is not None and not self._closing
+
+    async def open(self):
+        """Start the store thread, connect and create missing tables."""
+        if self._executor is not None:
+            return
+        self._closing = False
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="gateway-store")
+        try:
+            self._db, self._m = await self._run(
+                open_database, self.kind, sqlite_path=self._sqlite_path,
+                mysql=self._mysql)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    async def close(self):
+        """Finish pending calls, close the connection and stop the thread."""
+        if self._executor is None or self._closing:
+            return
+        self._closing = True
+        executor, db = self._executor, self._db
+        try:
+            if db is not None:
+                # Queued behind every pending call (one thread, FIFO).
+                await asyncio.get_running_loop().run_in_executor(
+                    executor, db.close)
+        finally:
+            executor.shutdown(wait=True)
+            self._executor = self._db = self._m = None
+            self._closing = False
+
+    async def _run(self, fn, *args, **kwargs):
+        """Run a blocking ``fn`` on the store thread and await its result."""
+        if self._executor is None or self._closing:
+            raise StoreClosedError("store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def _query(self, fn, *args, **kwargs):
+        if self._m is None:
+            raise StoreClosedError("store is not open")
+        return await self._run(fn, self._m, *args, **kwargs)
+
+    # -- workers ---------------------------------------------------------
+
+    async def list_workers(self):
+        """All workers (dicts, including auth_password), ordered by id."""
+        return await self._query(worker_queries.list_workers)
+
+    async def get_worker(self, worker_id):
+        """One worker dict, or None."""
+        return await self._query(worker_queries.get_worker, worker_id)
+
+    async def add_worker(self, fields):
+        """Insert a worker, return it; DuplicateError if the url exists."""
+        return await self._query(worker_queries.add_worker, fields)
+
+    async def update_worker(self, worker_id, fields):
+        """Update a worker, return it (None if missing); DuplicateError."""
+        return await self._query(worker_queries.update_worker, worker_id,
+                                 fields)
+
+    async def delete_worker(self, worker_id):
+        """Delete a worker; True when it existed."""
+        return await self._query(worker_queries.delete_worker, worker_id)
+
+    # -- jobs ------------------------------------------------------------
+
+    async def insert_job(self, fields):
+        """Insert a job (durable on return) and return it; DuplicateError."""
+        return await self._query(job_queries.insert_job, fields)
+
+    async def update_job(self, prompt_id, fields):
+        """Update columns of a job; True when it exists."""
+        return await self._query(job_queries.update_job, prompt_id, fields)
+
+    async def get_job(self, prompt_id):
+        """One job dict (with body/history), or None."""
+        return await self._query(job_queries.get_job, prompt_id)
+
+    async def get_job_by_gateway_id(self, gateway_job_id):
+        """The job with this gateway_job_id, or None."""
+        return await self._query(job_queries.get_job_by_gateway_id,
+                                 gateway_job_id)
+
+    async def load_unfinished_jobs(self):
+        """Queued/submitted/running jobs ordered by seq (for restart)."""
+        return await self._query(job_queries.load_unfinished_jobs)
+
+    async def max_job_seq(self):
+        """Highest stored seq, 0 when empty."""
+        return await self._query(job_queries.max_job_seq)
+
+    async def list_jobs(self, state=None, worker_id=None, client_id=None,
+                        since=None, until=None, limit=50, offset=0,
+                        include_payload=False):
+        """``{"items", "total"}`` newest first; state may be a list."""
+        return await self._query(
+            job_queries.list_jobs, state=state, worker_id=worker_id,
+            client_id=client_id, since=since, until=until, limit=limit,
+            offset=offset, include_payload=include_payload)
+
+    async def count_jobs_by_state(self):
+        """``{state: count}`` for all five states."""
+        return await self._query(job_queries.count_jobs_by_state)
+
+    async def job_stats(self, since, until=None):
+        """Per-minute ``{minute, finished, failed, mean_run_seconds}``."""
+        return await self._query(job_queries.job_stats, since, until)
+
+    async def prune_jobs(self, keep_last):
+        """Delete finished jobs beyond the newest ``keep_last``; count."""
+        return await self._query(job_queries.prune_jobs, keep_last)
+
+    # -- uploads, outputs, settings ---------------------------------------
+
+    async def add_upload(self, fields):
+        """Record an upload (replaces same type/subfolder/name); return it."""
+        return await self._query(file_queries.add_upload, fields)
+
+    async def find_upload(self, type_, subfolder, name):
+        """The upload at type/subfolder/name, or None."""
+        return await self._query(file_queries.find_upload, type_, subfolder,
+                                 name)
+
+    async def find_upload_by_hash(self, sha256):
+        """The newest upload with this sha256, or None."""
+        return await self._query(file_queries.find_upload_by_hash, sha256)
+
+    async def add_outputs(self, prompt_id, worker_id, files):
+        """Record output files ``[{type, subfolder, filename}]``; count."""
+        return await self._query(file_queries.add_outputs, prompt_id,
+                                 worker_id, files)
+
+    async def find_output(self, filename, subfolder, type_):
+        """``{prompt_id, worker_id}`` of the newest writer, or None."""
+        return await self._query(file_queries.find_output, filename,
+                                 subfolder, type_)
+
+    async def get_settings(self):
+        """All settings as a dict."""
+        return await self._query(file_queries.get_settings)
+
+    async def set_settings(self, values):
+        """Upsert settings; a None value deletes that key."""
+        return await self._query(file_queries.set_settings, values)
