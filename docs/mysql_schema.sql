@@ -1,0 +1,86 @@
+-- comfyui-gateway: MySQL / MariaDB schema.
+--
+-- KEEP THIS FILE EQUAL TO gateway/store/models.py (tests/store/test_schema.py
+-- compares the two and fails when they differ).
+--
+-- Usage:  mysql -h HOST -u USER -p DATABASE < docs/mysql_schema.sql
+-- The gateway also creates missing tables itself at start-up; running this
+-- file first is optional but lets a DBA review and own the schema.
+-- All timestamps are epoch seconds (DOUBLE). JSON is stored as text.
+
+CREATE TABLE IF NOT EXISTS `workers` (
+  `id` INT NOT NULL AUTO_INCREMENT,
+  `name` VARCHAR(128) NOT NULL,
+  `url` VARCHAR(512) NOT NULL,
+  `weight` DOUBLE NOT NULL DEFAULT 1,
+  `enabled` TINYINT(1) NOT NULL DEFAULT 1,
+  `draining` TINYINT(1) NOT NULL DEFAULT 0,
+  `max_queue` INT NOT NULL DEFAULT 1,
+  `auth_username` VARCHAR(255) NULL,
+  `auth_password` VARCHAR(255) NULL,
+  `created_at` DOUBLE NOT NULL,
+  `updated_at` DOUBLE NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `workers_url` (`url`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS `jobs` (
+  `prompt_id` VARCHAR(36) NOT NULL,
+  `gateway_job_id` VARCHAR(36) NOT NULL,
+  `seq` BIGINT NOT NULL,                 -- arrival order
+  `client_id` VARCHAR(255) NULL,
+  `priority` INT NOT NULL DEFAULT 0,
+  `number` DOUBLE NULL,                  -- ComfyUI's explicit number/front
+  `state` VARCHAR(16) NOT NULL,          -- queued|submitted|running|done|failed
+  `worker_id` INT NULL,
+  `attempts` INT NOT NULL DEFAULT 0,
+  `body` LONGTEXT NOT NULL,              -- JSON: prompt, extra_data, ...
+  `history` LONGTEXT NULL,               -- JSON: final ComfyUI history entry
+  `error` TEXT NULL,                     -- JSON
+  `progress` TEXT NULL,                  -- JSON
+  `webhook` VARCHAR(1024) NULL,
+  `created_at` DOUBLE NOT NULL,
+  `submitted_at` DOUBLE NULL,
+  `started_at` DOUBLE NULL,
+  `finished_at` DOUBLE NULL,
+  `updated_at` DOUBLE NOT NULL,
+  PRIMARY KEY (`prompt_id`),
+  UNIQUE KEY `jobs_gateway_job_id` (`gateway_job_id`),
+  KEY `jobs_created_at` (`created_at`),
+  KEY `jobs_finished_at` (`finished_at`),
+  KEY `jobs_state_created_at` (`state`, `created_at`),
+  KEY `jobs_worker_id_created_at` (`worker_id`, `created_at`),
+  KEY `jobs_client_id_created_at` (`client_id`, `created_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS `uploads` (
+  `id` INT NOT NULL AUTO_INCREMENT,
+  `sha256` CHAR(64) NOT NULL,
+  `type` VARCHAR(16) NOT NULL,
+  `subfolder` VARCHAR(255) NOT NULL,
+  `name` VARCHAR(255) NOT NULL,
+  `size` BIGINT NOT NULL,
+  `created_at` DOUBLE NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uploads_type_subfolder_name` (`type`, `subfolder`, `name`),
+  KEY `uploads_sha256` (`sha256`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS `outputs` (
+  `id` INT NOT NULL AUTO_INCREMENT,
+  `prompt_id` VARCHAR(36) NOT NULL,
+  `worker_id` INT NULL,
+  `type` VARCHAR(16) NOT NULL,
+  `subfolder` VARCHAR(255) NOT NULL,
+  `filename` VARCHAR(255) NOT NULL,
+  `created_at` DOUBLE NOT NULL,
+  PRIMARY KEY (`id`),
+  KEY `outputs_prompt_id` (`prompt_id`),
+  KEY `outputs_filename_subfolder_type` (`filename`, `subfolder`, `type`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS `settings` (
+  `key` VARCHAR(64) NOT NULL,
+  `value` TEXT NOT NULL,                 -- JSON
+  PRIMARY KEY (`key`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
