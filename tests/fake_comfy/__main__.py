@@ -1,0 +1,65 @@
+"""Run a fake ComfyUI by hand: ``python -m tests.fake_comfy --port 8188``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from .server import FakeComfy
+
+
+def _models(specs):
+    models = {}
+    for spec in specs or []:
+        folder, _, files = spec.partition("=")
+        models.setdefault(folder, []).extend(f for f in files.split(",") if f)
+    return models
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m tests.fake_comfy", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8188)
+    p.add_argument("--speed", type=float, default=1.0)
+    p.add_argument("--node-seconds", type=float, default=0.01)
+    p.add_argument("--auth", help="user:pass (HTTP Basic required on every route)")
+    p.add_argument("--models", action="append",
+                   help="folder=file1,file2 (repeatable), e.g. checkpoints=sd15.safetensors")
+    p.add_argument("--extra-nodes", default="", help="comma-separated extra node classes")
+    p.add_argument("--missing-nodes", default="", help="comma-separated classes to remove")
+    p.add_argument("--device-name", default=None)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+async def _serve(args) -> None:
+    kwargs = {}
+    if args.device_name:
+        kwargs["device_name"] = args.device_name
+    sim = FakeComfy(
+        speed=args.speed, node_seconds=args.node_seconds,
+        auth=tuple(args.auth.split(":", 1)) if args.auth else None,
+        extra_nodes=[n for n in args.extra_nodes.split(",") if n],
+        missing_nodes=[n for n in args.missing_nodes.split(",") if n],
+        models=_models(args.models), data_dir=args.data_dir, **kwargs)
+    await sim.start(host=args.host, port=args.port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await sim.stop()
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
