@@ -13,6 +13,8 @@ logger = logging.getLogger(__name__)
 # Columns left out of list_jobs items unless include_payload=True (they can
 # be megabytes: the workflow and the final history).
 PAYLOAD_COLUMNS = ("body", "history")
+# job_stats returns one bucket per minute; cap the window at one day.
+MAX_STATS_MINUTES = 24 * 60
 
 
 def insert_job(m, fields):
@@ -112,9 +114,12 @@ def job_stats(m, since, until=None):
     Each bucket is ``{minute, finished, failed, mean_run_seconds}``: minute is
     the bucket start (epoch seconds), finished counts done jobs, failed counts
     failed jobs, mean_run_seconds averages finished_at - started_at over the
-    done jobs that have started_at (None when there are none).
+    done jobs that have started_at (None when there are none). Empty minutes
+    are included; ``since`` is raised to at most MAX_STATS_MINUTES before
+    ``until``.
     """
     until = now() if until is None else until
+    since = max(since, until - MAX_STATS_MINUTES * 60.0)
     job = m.Job
     rows = (job.select(job.state, job.started_at, job.finished_at)
             .where((job.finished_at >= since) & (job.finished_at < until)
