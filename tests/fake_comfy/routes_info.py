@@ -62,7 +62,10 @@ class InfoRoutes:
                 "installed_templates_version": "0.1.95", "required_templates_version": "0.1.95",
                 "python_version": sys.version, "pytorch_version": "2.8.0+cu128",
                 "embedded_python": False,
-                "argv": ["main.py", "--listen", sim.host or "127.0.0.1", "--port", str(sim.port)],
+                "argv": ["main.py", "--listen", sim.host or "127.0.0.1", "--port", str(sim.port),
+                         "--output-directory", str(sim.output_dir),
+                         "--input-directory", str(sim.input_dir),
+                         "--temp-directory", str(sim.temp_dir)],
             },
             "devices": [{
                 "name": sim.device_name,
