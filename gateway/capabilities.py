@@ -32,7 +32,6 @@ FILE_INPUT_NAMES = frozenset({
 })
 ANNOTATIONS = (" [input]", " [output]", " [temp]")
 
-Literal = Any  # str, int, float or bool: a value that is not a link
 ValueRef = tuple  # (node_id, class_type, input_name, value)
 
 
