@@ -35,6 +35,11 @@ def load(name):
     return json.loads((TRACES / name).read_text())
 
 
+def strict(obj):
+    """JSON text: makes comparisons sensitive to key order and to int vs float (1 vs 1.0)."""
+    return json.dumps(obj, indent=1)
+
+
 def fill(obj, mapping):
     """Replace trace placeholders (e.g. "<client_id>") in a request body by live values."""
     if isinstance(obj, dict):
@@ -119,7 +124,7 @@ async def run_and_compare(session, sim, rec, trace, placeholder="<prompt_id>", s
     norm = normalizer(sim)
     norm.name(CLIENT, trace.get("ws_url", "=<client_id>").split("=", 1)[1])
     norm.name(pid, placeholder)
-    assert norm(resp) == trace["response"]["body"]
+    assert strict(norm(resp)) == strict(trace["response"]["body"])
     await rec.wait_done(pid)
     await asyncio.sleep(0.1)  # nothing may follow the end marker
     frames = fix_sid(norm(strip_binary(copy.deepcopy(rec.frames[start:]))))
@@ -130,7 +135,7 @@ async def check_history(session, sim, norm, pid, trace):
     async with session.get(f"{sim.url}/history/{pid}") as r:
         assert r.status == trace["history_response"]["status"]
         assert r.headers["Content-Type"] == trace["history_response"]["content_type"]
-        assert norm(await r.json()) == trace["history_response"]["body"]
+        assert strict(norm(await r.json())) == strict(trace["history_response"]["body"])
 
 
 # --------------------------------------------------------------------------- ws_*
@@ -140,14 +145,14 @@ async def test_ws_success_and_cached_rerun(session, sim):
     trace = load("ws_success.json")
     async with WsRecorder(session, f"{sim.url}/ws?clientId={CLIENT}") as rec:
         pid, norm, frames = await run_and_compare(session, sim, rec, trace)
-        assert frames == trace["ws_messages"]
+        assert strict(frames) == strict(trace["ws_messages"])
         await check_history(session, sim, norm, pid, trace)
         assert (sim.output_dir / "trace_success_00001_.png").is_file()
 
         cached = load("ws_cached_rerun.json")
         start = len(rec.frames)
         pid2, norm2, frames2 = await run_and_compare(session, sim, rec, cached, start=start)
-        assert frames2 == cached["ws_messages"]
+        assert strict(frames2) == strict(cached["ws_messages"])
         await check_history(session, sim, norm2, pid2, cached)
         assert sorted(p.name for p in sim.output_dir.iterdir()) == ["trace_success_00001_.png"]
 
@@ -163,7 +168,7 @@ async def test_ws_runtime_error(session, sim):
         assert await r.json() == trace["upload_response"]["body"]
     async with WsRecorder(session, f"{sim.url}/ws?clientId={CLIENT}") as rec:
         pid, norm, frames = await run_and_compare(session, sim, rec, trace)
-        assert frames == trace["ws_messages"]
+        assert strict(frames) == strict(trace["ws_messages"])
         await check_history(session, sim, norm, pid, trace)
 
 
@@ -179,7 +184,7 @@ async def test_ws_interrupt(session, sim):
             assert (r.status, r.headers.get("Content-Type"), await r.text()) == (200, None, "")
         await rec.wait_done(pid)
         norm = normalizer(sim, client_id=CLIENT, prompt_id_1=pid)
-        assert fix_sid(norm(copy.deepcopy(rec.frames))) == trace["ws_messages"]
+        assert strict(fix_sid(norm(copy.deepcopy(rec.frames)))) == strict(trace["ws_messages"])
         await check_history(session, sim, norm, pid, trace)
 
     variant = trace["variant_interrupt_while_slow_node_runs"]
@@ -195,7 +200,7 @@ async def test_ws_interrupt(session, sim):
             assert r.status == 200
         await rec.wait_done(pid)
         norm = normalizer(sim, client_id=CLIENT, prompt_id_2=pid)
-        assert fix_sid(norm(copy.deepcopy(rec.frames))) == variant["ws_messages"]
+        assert strict(fix_sid(norm(copy.deepcopy(rec.frames)))) == strict(variant["ws_messages"])
         await check_history(session, sim, norm, pid, variant)
 
 
@@ -207,7 +212,7 @@ async def test_ws_no_client_id(session, sim):
         await wait_history(session, sim, pid)
         await asyncio.sleep(0.3)
         norm = normalizer(sim, client_id=CLIENT, prompt_id_1=pid)
-        assert fix_sid(norm(copy.deepcopy(rec.frames))) == trace["observer_ws_messages"]
+        assert strict(fix_sid(norm(copy.deepcopy(rec.frames)))) == strict(trace["observer_ws_messages"])
         await check_history(session, sim, norm, pid, trace)
 
         part = trace["interrupted_run"]
@@ -222,7 +227,7 @@ async def test_ws_no_client_id(session, sim):
         await wait_history(session, sim, pid2)
         await asyncio.sleep(0.2)
         norm.name(pid2, "<prompt_id_2>")
-        assert norm(copy.deepcopy(rec.frames[start:])) == part["observer_ws_messages"]
+        assert strict(norm(copy.deepcopy(rec.frames[start:]))) == strict(part["observer_ws_messages"])
         await check_history(session, sim, norm, pid2, part)
 
 
@@ -235,7 +240,7 @@ async def test_ws_preview_frames(session, sim):
                 await rec.send_json(sent["message"])
                 await rec.wait_for(lambda f: f.get("type") == "feature_flags")
             pid, norm, frames = await run_and_compare(session, sim, rec, part, placeholder)
-            assert frames == trace_frames(part["ws_messages"])
+            assert strict(frames) == strict(trace_frames(part["ws_messages"]))
             await check_history(session, sim, norm, pid, part)
 
 
@@ -265,7 +270,7 @@ async def test_http_prompt_errors(session, sim):
         if status == 200 and "prompt_id" not in body:
             norm.name(resp["prompt_id"], "<prompt_id>")
         assert (status, ctype) == (expected["status"], expected["content_type"]), case["case"]
-        assert norm(resp) == expected["body"], case["case"]
+        assert strict(norm(resp)) == strict(expected["body"]), case["case"]
         if "history_outputs_after_run" in case:
             partial_pid = resp["prompt_id"]
             hist = await wait_history(session, sim, partial_pid)
@@ -302,7 +307,7 @@ async def test_http_queue_history(session, sim):
                                        and f["data"].get("node") == "2")
                 if step["step"].startswith("POST /prompt D"):
                     await rec.wait_done(got["prompt_id"])
-            assert norm(got) == expected["body"], step["step"]
+            assert strict(norm(got)) == strict(expected["body"]), step["step"]
 
 
 def _png(color, size=(5, 4)) -> bytes:
@@ -390,7 +395,7 @@ async def test_http_info(session, sim):
             assert body["devices"][0]["name"] == sim.device_name
             assert body["devices"][0]["vram_total"] == sim.vram_total
         else:
-            assert body == expected["body"], req["path"]
+            assert strict(body) == strict(expected["body"]), req["path"]
     async with session.get(sim.url + "/object_info") as r:
         everything = await r.json()
     assert {"EmptyImage", "LoadImage", "SaveImage", "ImageScale", "KSampler"} <= set(everything)
