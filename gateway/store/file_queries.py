@@ -23,6 +23,12 @@ def find_upload(m, type_, subfolder, name):
         (up.type == type_) & (up.subfolder == subfolder) & (up.name == name)))
 
 
+def list_uploads(m):
+    """Every upload row (the gateway keeps this index in memory)."""
+    up = m.Upload
+    return [dict(row) for row in up.select().order_by(up.id).dicts()]
+
+
 def find_upload_by_hash(m, sha256):
     """The newest upload with this content hash, or None."""
     up = m.Upload

@@ -166,6 +166,10 @@ class Store:
         return await self._query(file_queries.find_upload, type_, subfolder,
                                  name)
 
+    async def list_uploads(self):
+        """Every upload row, oldest first."""
+        return await self._query(file_queries.list_uploads)
+
     async def find_upload_by_hash(self, sha256):
         """The newest upload with this sha256, or None."""
         return await self._query(file_queries.find_upload_by_hash, sha256)
