@@ -52,9 +52,13 @@ def front_number(seq: int) -> float:
 
 def remaining_seconds(now: float, started_at: float | None, cost: float, speed: float,
                       queued_costs: Iterable[float] = ()) -> float:
-    """Estimated seconds until a worker ends its running job (started at ``started_at``) and its queued ones."""
+    """Estimated seconds until a worker ends its running job (started at ``started_at``) and its queued ones.
+
+    A running job past its estimate is assumed to need as long again as it has
+    overrun, so a stuck worker does not look free forever.
+    """
     speed = speed if speed > 0 else 1.0
-    running = 0.0 if started_at is None else max(0.0, started_at + cost / speed - now)
+    running = 0.0 if started_at is None else abs(started_at + cost / speed - now)
     return running + sum(queued_costs) / speed
 
 
@@ -190,7 +194,7 @@ class Scheduler:
             cost = job.estimated_cost if job.estimated_cost and job.estimated_cost > 0 else mean_cost
             finish = {w.id: max(free_at[w.id], now) + cost / _speed(w) for w in elig}
             room = [w for w in elig if load[w.id] < max(1, w.capacity)
-                    and not (held.get(w.id, job.priority) > job.priority and load[w.id] == w.capacity - 1)]
+                    and not (held.get(w.id, job.priority) > job.priority and load[w.id] == max(1, w.capacity) - 1)]
             chosen = min(room, key=lambda w: ((load[w.id] + 1) / _weight(w), -_speed(w), _id_key(w.id)),
                          default=None)
             if chosen is not None and self.endgame:

@@ -1,0 +1,231 @@
+"""The cluster seen as one ComfyUI: merged queue, history, cancel/interrupt and info routes."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from typing import Any
+
+from .errors import GatewayError, WorkerUnavailable
+from .job_model import QUEUED, RUNNING, SUBMITTED
+from .outputs import with_urls
+
+logger = logging.getLogger(__name__)
+
+HISTORY_WAIT_SECONDS = 10.0
+HISTORY_LIMIT = 10_000
+UPLOAD_COMBO_NODES = ("LoadImage", "LoadImageMask")
+
+
+class ComfyApi:
+    """Answers ComfyUI's routes for the whole cluster; handlers stay thin."""
+
+    def __init__(self, gateway):
+        self.gw = gateway
+
+    def _online(self) -> list:
+        return [w for w in self.gw.registry.all() if w.status == "online"]
+
+    def _any_online(self):
+        online = self._online()
+        if not online:
+            raise WorkerUnavailable("no worker is online")
+        return online
+
+    # ----- queue -----------------------------------------------------------------------------------
+    async def queue(self) -> dict:
+        """GET /queue: gateway jobs (running, on workers, waiting in the gateway) plus workers' other jobs."""
+        jobs = self.gw.jobs
+        running = [j.queue_item() for j in jobs.active.values() if j.state == RUNNING]
+        on_workers = sorted((j for j in jobs.active.values() if j.state == SUBMITTED), key=lambda j: j.number)
+        pending = [j.queue_item() for j in on_workers] + [j.queue_item() for j in jobs.queued()]
+        for worker in self._online():
+            snapshot = await self._worker_queue(worker)
+            for key, target in (("queue_running", running), ("queue_pending", pending)):
+                for item in snapshot.get(key, []):
+                    if isinstance(item, list) and len(item) > 1 and jobs.get(item[1]) is None:
+                        target.append(item[:5])
+        return {"queue_running": running, "queue_pending": pending}
+
+    async def _worker_queue(self, worker) -> dict:
+        ttl = self.gw.settings.queue_cache_ttl_seconds
+        snapshot = getattr(worker, "queue_snapshot", None)
+        if snapshot and time.time() - snapshot[0] <= ttl:
+            return snapshot[1]
+        try:
+            queue = await worker.client.get_json("/queue")
+        except GatewayError:
+            return snapshot[1] if snapshot else {}
+        worker.queue_snapshot = (time.time(), queue if isinstance(queue, dict) else {})
+        return worker.queue_snapshot[1]
+
+    def prompt_info(self) -> dict:
+        """GET /prompt: the cluster's queue_remaining."""
+        return {"exec_info": {"queue_remaining": self.gw.cluster_queue_remaining()}}
+
+    async def delete_from_queue(self, body: Any) -> None:
+        """POST /queue: delete listed jobs (gateway or worker queue) and/or clear every pending job."""
+        body = body if isinstance(body, dict) else {}
+        jobs, dispatcher = self.gw.jobs, self.gw.dispatcher
+        targets: list = []
+        if body.get("clear"):
+            targets = [j for j in jobs.active.values() if j.state in (QUEUED, SUBMITTED)]
+        for prompt_id in body.get("delete") or []:
+            job = jobs.active.get(prompt_id) if isinstance(prompt_id, str) else None
+            if job is not None and job.state in (QUEUED, SUBMITTED) and job not in targets:
+                targets.append(job)
+        by_worker: dict[int, list] = {}
+        for job in targets:
+            if job.state == SUBMITTED and job.worker_id is not None:
+                by_worker.setdefault(job.worker_id, []).append(job.prompt_id)
+            job.cancel_requested = "cancelled"
+            dispatcher.cancel_waiting(job)
+        foreign = {"clear": True} if body.get("clear") else {}
+        others = [p for p in body.get("delete") or [] if isinstance(p, str) and jobs.get(p) is None]
+        if others:
+            foreign["delete"] = others
+        await asyncio.gather(*(self._post_queue(w, {"delete": ids}) for wid, ids in by_worker.items()
+                               if (w := self.gw.registry.get(wid))),
+                             *(self._post_queue(w, foreign) for w in self._online() if foreign))
+
+    async def _post_queue(self, worker, payload: dict) -> None:
+        try:
+            await worker.client.request("POST", "/queue", json_body=payload)
+        except GatewayError as exc:
+            logger.warning("POST /queue to %s failed: %s", worker.name, exc.message)
+
+    async def interrupt(self, body: Any) -> None:
+        """POST /interrupt: stop the named running job (a waiting one is cancelled), or every running job."""
+        prompt_id = body.get("prompt_id") if isinstance(body, dict) else None
+        jobs = self.gw.jobs
+        if prompt_id:
+            job = jobs.active.get(prompt_id)
+            if job is None:
+                return
+            if job.state == QUEUED or (job.state == SUBMITTED and job.submitted_at is None):
+                job.cancel_requested = "cancelled"
+                self.gw.dispatcher.cancel_waiting(job)
+                return
+            targets = [job]
+        else:
+            targets = [j for j in jobs.active.values() if j.state == RUNNING]
+        for job in targets:
+            job.cancel_requested = job.cancel_requested or "interrupted"
+        await asyncio.gather(*(self._interrupt_on_worker(job) for job in targets))
+
+    async def _interrupt_on_worker(self, job) -> None:
+        worker = self.gw.registry.get(job.worker_id) if job.worker_id is not None else None
+        if worker is None:
+            return
+        if job.state == SUBMITTED:
+            await self._post_queue(worker, {"delete": [job.prompt_id]})
+        try:
+            await worker.client.request("POST", "/interrupt", json_body={"prompt_id": job.prompt_id})
+        except GatewayError as exc:
+            logger.warning("interrupt on %s failed: %s", worker.name, exc.message)
+
+    # ----- history -----------------------------------------------------------------------------------
+    async def history_one(self, prompt_id: str, base_url: str) -> dict:
+        """GET /history/{id}: the stored entry with gateway URLs, or {} while unfinished/unknown."""
+        pending = self.gw.tracker.pending_history(prompt_id)
+        if pending is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(pending), HISTORY_WAIT_SECONDS)
+            except (asyncio.TimeoutError, Exception):
+                pass
+        job = await self.gw.jobs.find(prompt_id)
+        if job is None or not job.history:
+            return {}
+        return {prompt_id: with_urls(job.history, prompt_id, base_url)}
+
+    async def history_many(self, max_items: int | None, offset: int | None, base_url: str) -> dict:
+        """GET /history: finished entries, oldest first, with ComfyUI's max_items/offset meaning."""
+        listing = await self.gw.store.list_jobs(state=["done", "failed"], limit=1, offset=0)
+        total = min(listing["total"], HISTORY_LIMIT)
+        count = max_items if max_items is not None else total
+        start = offset if offset is not None else max(0, total - count)
+        count = max(0, min(count, total - start))
+        if count == 0:
+            return {}
+        rows = (await self.gw.store.list_jobs(state=["done", "failed"], limit=count,
+                                              offset=max(0, total - start - count)))["items"]
+        rows.sort(key=lambda row: (row.get("finished_at") or 0, row["seq"]))
+        return {row["prompt_id"]: with_urls(row["history"], row["prompt_id"], base_url)
+                for row in rows if row.get("history")}
+
+    async def history_post(self, body: Any) -> None:
+        """POST /history: forward delete/clear to the workers (the gateway keeps its job records)."""
+        body = body if isinstance(body, dict) else {}
+        payload = {k: body[k] for k in ("clear", "delete") if k in body}
+        if payload:
+            await asyncio.gather(*(self._post_queue_like(w, "/history", payload) for w in self._online()))
+
+    async def _post_queue_like(self, worker, path: str, payload: dict) -> None:
+        try:
+            await worker.client.request("POST", path, json_body=payload)
+        except GatewayError as exc:
+            logger.warning("POST %s to %s failed: %s", path, worker.name, exc.message)
+
+    async def free(self, body: Any) -> None:
+        """POST /free: pass to every online worker."""
+        payload = body if isinstance(body, dict) else {}
+        await asyncio.gather(*(self._post_queue_like(w, "/free", payload) for w in self._online()))
+
+    # ----- info routes ------------------------------------------------------------------------------
+    def object_info(self, node_class: str | None = None) -> dict:
+        """Every node type any online worker has; combo choices merged; uploads added to image loaders."""
+        merged: dict = {}
+        for worker in self._any_online():
+            for name, info in (worker.object_info or {}).items():
+                if node_class is not None and name != node_class:
+                    continue
+                if name not in merged:
+                    merged[name] = copy.deepcopy(info)
+                else:
+                    _merge_combos(merged[name], info)
+        uploads = sorted(self.gw.uploads.known_names())
+        for name in UPLOAD_COMBO_NODES:
+            spec = (merged.get(name) or {}).get("input", {}).get("required", {}).get("image")
+            if spec and isinstance(spec[0], list):
+                spec[0] = sorted(set(spec[0]) | set(uploads))
+        return merged
+
+    async def system_stats(self) -> dict:
+        """The first online worker's system section; devices of every online worker, named by worker."""
+        online = self._any_online()
+        devices = []
+        for worker in online:
+            for device in worker.devices:
+                devices.append({**device, "name": f"{worker.name}: {device.get('name', '')}"})
+        system = dict(online[0].system)
+        system["gateway_version"] = self.gw.version
+        return {"system": system, "devices": devices}
+
+    async def proxy_json(self, path: str) -> Any:
+        """GET a JSON route from one online worker (the least loaded)."""
+        worker = min(self._any_online(), key=lambda w: w.queue_remaining)
+        return await worker.client.get_json(path)
+
+    async def union_list(self, path: str) -> list | None:
+        """The union of a list route over every online worker; None when no worker knows the path (404)."""
+        results = await asyncio.gather(*(w.client.get_json(path) for w in self._any_online()),
+                                       return_exceptions=True)
+        lists = [r for r in results if isinstance(r, list)]
+        if not lists:
+            return None
+        seen: list = []
+        for items in lists:
+            seen.extend(item for item in items if item not in seen)
+        return seen
+
+
+def _merge_combos(target: dict, other: dict) -> None:
+    for section in ("required", "optional"):
+        mine = (target.get("input") or {}).get(section) or {}
+        theirs = (other.get("input") or {}).get(section) or {}
+        for name, spec in theirs.items():
+            if name in mine and isinstance(spec, list) and spec and isinstance(spec[0], list) \
+                    and isinstance(mine[name][0], list):
+                mine[name][0] = mine[name][0] + [v for v in spec[0] if v not in mine[name][0]]

@@ -1,0 +1,245 @@
+"""Dispatcher: sends queued jobs to workers as the scheduler decides, and brings them back when workers fail."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable
+
+from .errors import GatewayError, WorkerBadAnswer, WorkerUnavailable
+from .job_model import FAILED, QUEUED, RUNNING, SUBMITTED, Job
+from .scheduler import WorkerState
+from .validation import validate_prompt
+
+logger = logging.getLogger(__name__)
+
+COOLDOWN_SECONDS = 2.0  # a worker that just refused a submission gets no new job for this long
+HUNG_GRACE_SECONDS = 60.0  # a running job on a worker that times out (may still be alive) waits this long
+
+
+class Dispatcher:
+    """Moves jobs from the gateway queue to workers; the only place that decides retries and requeues."""
+
+    def __init__(self, jobs, registry, scheduler, cost_model, settings: Callable[[], Any], client_id: str,
+                 outputs, uploads):
+        self.jobs = jobs
+        self.registry = registry
+        self.scheduler = scheduler
+        self.cost_model = cost_model
+        self._settings = settings
+        self.client_id = client_id
+        self.outputs = outputs
+        self.uploads = uploads
+        self.paused = False
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._cooldown: dict[int, float] = {}
+        self._finalizing: set[str] = set()
+        self.health = None  # set by the app, to ask for a prompt check of a worker
+
+    # ----- control ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Begin dispatching in the background."""
+        self._task = asyncio.ensure_future(self._loop())
+
+    async def stop(self) -> None:
+        """Stop dispatching (queued jobs stay queued on disk)."""
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def wake(self) -> None:
+        """Ask for a scheduling round soon."""
+        self._wake.set()
+
+    def pause(self) -> None:
+        """Stop sending jobs to workers; new jobs are still accepted and queued."""
+        self.paused = True
+        logger.info("dispatching paused")
+
+    def resume(self) -> None:
+        """Send jobs again."""
+        self.paused = False
+        logger.info("dispatching resumed")
+        self.wake()
+
+    # ----- scheduler view -------------------------------------------------------------------------
+    def worker_state(self, worker, now: float | None = None) -> WorkerState:
+        """The worker as the scheduler sees it."""
+        now = now or time.time()
+        state = worker.state
+        if state == "online" and self._cooldown.get(worker.id, 0) > now:
+            state = "offline"
+        in_flight = self.jobs.active_on(worker.id)
+        busy = 0.0
+        for job in in_flight:
+            cost = self.cost_model.estimate_cost(job.signature) or self.cost_model.default_cost()
+            speed = self.cost_model.worker_speed(worker.id) or 1.0
+            spent = (now - job.started_at) if job.state == RUNNING and job.started_at else 0.0
+            busy += max(0.0, cost / speed - spent)
+        return WorkerState(id=worker.id, name=worker.name, state=state, capacity=max(1, worker.max_queue),
+                           weight=worker.weight, reported_queue=worker.queue_remaining,
+                           sent_since_report=worker.sent_since_report, in_flight=len(in_flight),
+                           speed=self.cost_model.worker_speed(worker.id) or 1.0, busy_remaining_seconds=busy,
+                           capabilities=worker.capabilities)
+
+    def _plan(self, extra: Job | None = None) -> list:
+        if self.paused:
+            return []
+        now = time.time()
+        queued = [self.jobs.queued_view(j) for j in self.jobs.active.values() if j.state == QUEUED]
+        if extra is not None:
+            queued.append(self.jobs.queued_view(extra))
+        if not queued:
+            return []
+        workers = [self.worker_state(w, now) for w in self.registry.all()]
+        return self.scheduler.plan(now, workers, queued)
+
+    def _claim(self, job: Job, worker) -> None:
+        # Synchronously, before any await, so a concurrent round sees the slot as taken.
+        job.state, job.worker_id = SUBMITTED, worker.id
+        job.submitted_at = None
+        job.lost_since = None
+        worker.sent_since_report += 1
+
+    # ----- the loop -------------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                self.dispatch_round()
+            except Exception:
+                logger.exception("scheduling round failed")
+            await asyncio.sleep(0)
+
+    def dispatch_round(self) -> None:
+        """Run the scheduler once and start sending what it assigned."""
+        for assignment in self._plan():
+            job = self.jobs.active.get(assignment.prompt_id)
+            worker = self.registry.get(assignment.worker_id)
+            if job is None or worker is None or job.state != QUEUED:
+                continue
+            self._claim(job, worker)
+            asyncio.ensure_future(self._send_background(job, worker))
+
+    def claim_now(self, job: Job):
+        """Fast path: the worker the new job can go to right now (claimed), or None."""
+        assignments = self._plan(extra=job)
+        chosen = None
+        for assignment in assignments:
+            if assignment.prompt_id == job.prompt_id:
+                chosen = self.registry.get(assignment.worker_id)
+        if chosen is not None:
+            self._claim(job, chosen)
+        if len(assignments) > (1 if chosen else 0):
+            self.wake()
+        return chosen
+
+    async def submit_now(self, job: Job, worker, object_info: dict | None) -> tuple[int, dict]:
+        """Fast path: persist, forward at once and return the worker's own answer."""
+        try:
+            await self.jobs.store.insert_job(job.row())
+        except Exception:
+            self.jobs.active.pop(job.prompt_id, None)
+            raise
+        self.jobs.notify(job, "submitted")
+        status, body = await self._send(job, worker)
+        if status == 200:
+            answer = self.jobs.answer(job, body.get("node_errors") if isinstance(body, dict) else {})
+            return 200, answer
+        if status == 400:
+            return 400, body
+        # The worker could not take it: the job is back in the gateway queue; check it as a queued job.
+        if object_info:
+            result = validate_prompt(job.prompt, object_info, self.uploads.known_names())
+            if not result.ok:
+                self.jobs.finish(job, FAILED, {"type": "validation", "message": "the workflow is invalid",
+                                               "details": result.error_body})
+                return 400, result.error_body
+        return 200, self.jobs.answer(job)
+
+    async def _send_background(self, job: Job, worker) -> None:
+        try:
+            await self.jobs.save(job, "state", "worker_id", "submitted_at")
+            await self._send(job, worker)
+        except Exception:
+            logger.exception("sending job %s failed", job.prompt_id)
+            if job.state == SUBMITTED and job.submitted_at is None:
+                self._requeue(job, "internal error while sending")
+
+    async def _send(self, job: Job, worker) -> tuple[int, Any]:
+        """POST the job to its worker; on transport failure the job goes back to the queue."""
+        try:
+            await self.uploads.ensure_on_worker(job, worker)
+            payload = dict(job.body)
+            payload.update({"client_id": self.client_id, "prompt_id": job.prompt_id})
+            response = await worker.client.request("POST", "/prompt", json_body=payload)
+        except GatewayError as exc:
+            self._worker_refused(worker, exc.message)
+            self._requeue(job, exc.message)
+            return 503, {"error": exc.to_json()["error"]}
+        if response.status in (200, 409) and job.state == SUBMITTED and job.worker_id == worker.id:
+            job.submitted_at = time.time()
+            job.attempts = job.attempts if job.attempts else 0
+            self.jobs.save(job, "state", "worker_id", "submitted_at", "attempts")
+            logger.info("job %s sent to %s (%.1f ms)", job.prompt_id, worker.name, response.elapsed_ms)
+            self.jobs.notify(job, "submitted")
+            try:
+                body = response.json() if response.status == 200 else {}
+            except WorkerBadAnswer:
+                body = {}
+            return 200, body if isinstance(body, dict) else {}
+        if response.status == 400:
+            try:
+                body = response.json()
+            except WorkerBadAnswer:
+                body = {"error": {"type": "invalid_prompt", "message": response.body.decode(errors="replace")}}
+            self.jobs.finish(job, FAILED, {"type": "validation", "message": "the worker rejected the workflow",
+                                           "details": body})
+            return 400, body
+        message = f"worker {worker.name} answered {response.status} to POST /prompt"
+        self._worker_refused(worker, message)
+        self._requeue(job, message)
+        return 503, {"error": {"type": "worker_error", "message": message}}
+
+    def _worker_refused(self, worker, message: str) -> None:
+        logger.warning("worker %s could not take a job: %s", worker.name, message)
+        worker.last_error = message
+        self._cooldown[worker.id] = time.time() + COOLDOWN_SECONDS
+        asyncio.get_running_loop().call_later(COOLDOWN_SECONDS + 0.05, self.wake)
+        if self.health:
+            self.health.check_soon()
+
+    def _requeue(self, job: Job, reason: str) -> None:
+        """Put a job that had not started back in the gateway queue."""
+        if not job.active:
+            return
+        if job.worker_id is not None:
+            worker = self.registry.get(job.worker_id)
+            if worker and worker.sent_since_report > 0:
+                worker.sent_since_report -= 1
+        job.state, job.worker_id, job.submitted_at = QUEUED, None, None
+        job.progress.node, job.progress.value, job.progress.max = None, 0.0, 0.0
+        job.progress.done_nodes.clear()
+        job.progress.cached_nodes.clear()
+        self.jobs.save(job, "state", "worker_id", "submitted_at", "progress")
+        logger.info("job %s back in the gateway queue: %s", job.prompt_id, reason)
+        self.jobs.notify(job, "queued")
+        self.wake()
+
+    def cancel_waiting(self, job: Job) -> None:
+        """Cancel a job that has not started: it leaves the queue as failed/cancelled."""
+        if job.state == RUNNING or not job.active:
+            return
+        if job.worker_id is not None:
+            worker = self.registry.get(job.worker_id)
+            if worker and job.submitted_at is None and worker.sent_since_report > 0:
+                worker.sent_since_report -= 1
+        self.jobs.fail_queued(job, "cancelled", "the job was cancelled before it started")
+
+    def job_finished(self, job: Job) -> None:
+        """Learn from a finished run (its time on its worker)."""
+        if job.state != FAILED and job.run_seconds is not None and job.worker_id is not None:
+            self.cost_model.record(job.signature, job.worker_id, job.run_seconds, time.time())

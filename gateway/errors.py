@@ -1,0 +1,77 @@
+"""Error types of the gateway and their one JSON shape: {"error": {"type", "message"}}."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """An error the gateway answers with its own JSON shape and an HTTP status."""
+
+    status = 500
+    type = "internal_error"
+
+    def __init__(self, message: str, *, status: int | None = None, type: str | None = None, extra: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if type is not None:
+            self.type = type
+        self.extra = extra or {}
+
+    def to_json(self) -> dict:
+        """The body of the error answer."""
+        body = {"type": self.type, "message": self.message}
+        body.update(self.extra)
+        return {"error": body}
+
+
+class BadRequest(GatewayError):
+    """The client sent something invalid; the message names the field."""
+
+    status = 400
+    type = "bad_request"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    type = "unauthorized"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "not_found"
+
+
+class Conflict(GatewayError):
+    status = 409
+    type = "conflict"
+
+
+class WorkerBadAnswer(GatewayError):
+    """A worker answered with something the gateway cannot use."""
+
+    status = 502
+    type = "worker_bad_answer"
+
+
+class WorkerUnavailable(GatewayError):
+    """No worker can take the request, or the chosen one cannot be reached."""
+
+    status = 503
+    type = "worker_unavailable"
+
+
+class WorkerTimeout(GatewayError):
+    """A worker did not answer within WORKER_REQUEST_TIMEOUT."""
+
+    status = 504
+    type = "worker_timeout"
+
+
+class ComfyError(Exception):
+    """An answer in ComfyUI's own shape (for ComfyUI-compatible routes): status plus body."""
+
+    def __init__(self, status: int, body: dict | str | bytes | None):
+        super().__init__(f"ComfyUI-style error {status}")
+        self.status = status
+        self.body = body

@@ -1,0 +1,16 @@
+"""HTTP and WebSocket routes, grouped by API area."""
+
+from __future__ import annotations
+
+from .admin import NotFoundHandler, admin_routes
+from .comfy import comfy_routes
+from .files import file_routes
+from .tasks import task_routes
+from .workers import worker_routes
+from .ws import ws_routes
+
+
+def routes(gateway) -> list:
+    """Every route of the gateway; unknown paths end in NotFoundHandler."""
+    return [*comfy_routes(), *file_routes(), *ws_routes(), *worker_routes(), *task_routes(),
+            *admin_routes(gateway.ui_dir), (r".*", NotFoundHandler)]

@@ -1,0 +1,164 @@
+"""Gateway's own routes: health, metrics, settings, stats, dispatch control, admin event stream, admin page."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import tornado.web
+import tornado.websocket
+
+from ..config import SETTINGS_BY_NAME
+from ..errors import BadRequest
+from ..metrics import render_metrics
+from ..openapi import openapi_document
+from .base import BaseHandler, bearer_token, origin_allowed, token_matches
+
+
+class HealthzHandler(BaseHandler):
+    """GET /healthz: always answers while the process serves; says how the cluster is."""
+
+    def prepare(self) -> None:  # no API key needed: load balancers and the tray poll it
+        pass
+
+    async def get(self) -> None:
+        self.write_json({"status": "ok", "version": self.gw.version,
+                         "uptime_seconds": round(time.time() - self.gw.started_at, 1), **self.gw.summary()})
+
+
+class MetricsHandler(BaseHandler):
+    async def get(self) -> None:
+        body, content_type = render_metrics(self.gw)
+        self.set_header("Content-Type", content_type)
+        self.finish(body)
+
+
+class OpenApiHandler(BaseHandler):
+    async def get(self) -> None:
+        self.write_json(openapi_document(self.gw.version))
+
+
+class SettingsHandler(BaseHandler):
+    """GET/PATCH /api/settings: the runtime settings (secrets shown only as *_set)."""
+
+    needs_admin = True
+
+    async def get(self) -> None:
+        self.write_json(self._view())
+
+    async def patch(self) -> None:
+        body = self.json_body()
+        if not isinstance(body, dict) or not body:
+            raise BadRequest("body must be a JSON object of settings to change")
+        for name in body:
+            setting = SETTINGS_BY_NAME.get(name)
+            if setting is None or not setting.runtime:
+                editable = ", ".join(s.name for s in SETTINGS_BY_NAME.values() if s.runtime)
+                raise BadRequest(f"setting {name!r} cannot be changed here; editable: {editable}",
+                                 extra={"field": name})
+        try:
+            await self.gw.update_settings(body)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        self.write_json(self._view())
+
+    def _view(self) -> dict:
+        public = self.gw.settings.public_dict()
+        editable = [s.name for s in SETTINGS_BY_NAME.values() if s.runtime]
+        return {"settings": public, "editable": editable}
+
+
+class StatsHandler(BaseHandler):
+    """GET /api/stats: counts and per-minute throughput of the last hour (the admin page's charts)."""
+
+    async def get(self) -> None:
+        now = time.time()
+        by_state = await self.gw.store.count_jobs_by_state()
+        per_minute = await self.gw.store.job_stats(now - 3600)
+        self.write_json({"now": now, "jobs_by_state": by_state, "per_minute": per_minute,
+                         "cluster_queue_remaining": self.gw.cluster_queue_remaining(), **self.gw.summary()})
+
+
+class DispatchHandler(BaseHandler):
+    """GET/POST /api/dispatch: pause or resume sending jobs to workers ({"paused": true|false})."""
+
+    needs_admin = True
+
+    async def get(self) -> None:
+        self.write_json({"paused": self.gw.dispatcher.paused})
+
+    async def post(self) -> None:
+        body = self.json_body()
+        paused = body.get("paused") if isinstance(body, dict) else None
+        if not isinstance(paused, bool):
+            raise BadRequest("field 'paused' must be true or false", extra={"field": "paused"})
+        (self.gw.dispatcher.pause if paused else self.gw.dispatcher.resume)()
+        self.write_json({"paused": self.gw.dispatcher.paused})
+
+
+class AdminEventsHandler(tornado.websocket.WebSocketHandler):
+    """GET /api/events: a WebSocket of {"kind": "worker"|"job"|"summary", "data": ...} for the admin page."""
+
+    @property
+    def gw(self):
+        return self.application.settings["gateway"]
+
+    def check_origin(self, origin: str) -> bool:
+        return origin_allowed(self.request.headers.get("Host"), origin)
+
+    async def get(self, *args, **kwargs):
+        keys = self.gw.settings.api_keys
+        if keys and not token_matches(bearer_token(self), keys + ((self.gw.settings.admin_token,)
+                                                                  if self.gw.settings.admin_token else ())):
+            self.set_status(401)
+            self.finish()
+            return
+        return await super().get(*args, **kwargs)
+
+    def open(self) -> None:
+        self.gw.events.add_admin_listener(self._push)
+        self._push("summary", self.gw.summary())
+
+    def _push(self, kind: str, data: dict) -> None:
+        try:
+            self.write_message(json.dumps({"kind": kind, "data": data}))
+        except tornado.websocket.WebSocketClosedError:
+            self.gw.events.remove_admin_listener(self._push)
+
+    def on_close(self) -> None:
+        self.gw.events.remove_admin_listener(self._push)
+
+
+class NotFoundHandler(BaseHandler):
+    """Unknown paths: the JSON error under /api, an empty 404 elsewhere (as ComfyUI's aiohttp does)."""
+
+    def prepare(self) -> None:
+        if self.request.path.startswith("/api/"):
+            self.set_status(404)
+            self.write_json({"error": {"type": "not_found", "message": f"no route {self.request.path}"}}, 404)
+        else:
+            self.set_status(404)
+            self.finish()
+
+
+class UiHandler(tornado.web.StaticFileHandler):
+    """The admin page; no caching of HTML/JS so an upgraded gateway shows its new page."""
+
+    def set_extra_headers(self, path: str) -> None:
+        self.set_header("Cache-Control", "no-cache")
+
+
+def admin_routes(ui_dir: Path) -> list:
+    """Routes of this module (the admin page last, it catches the root)."""
+    return [
+        (r"/healthz", HealthzHandler),
+        (r"/metrics", MetricsHandler),
+        (r"/api/openapi.json", OpenApiHandler),
+        (r"/api/settings", SettingsHandler),
+        (r"/api/stats", StatsHandler),
+        (r"/api/dispatch", DispatchHandler),
+        (r"/api/events", AdminEventsHandler),
+        (r"/()", UiHandler, {"path": str(ui_dir), "default_filename": "index.html"}),
+        (r"/ui/(.*)", UiHandler, {"path": str(ui_dir)}),
+    ]

@@ -1,0 +1,126 @@
+"""GET /view (streamed from the worker that holds the file) and POST /upload/image|mask."""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import os
+
+from tornado import httputil
+
+from ..errors import ComfyError
+from ..files import FileLocator, parse_view_query
+from ..masks import apply_mask
+from .base import ComfyHandler, dual
+
+logger = logging.getLogger(__name__)
+
+PASSED_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Content-Disposition", "Accept-Ranges",
+                  "ETag", "Last-Modified", "Cache-Control", "X-Content-Type-Options", "Vary")
+FORWARDED_REQUEST_HEADERS = ("Range", "If-None-Match", "If-Modified-Since", "If-Range")
+CHUNK = 256 * 1024
+
+
+class ViewHandler(ComfyHandler):
+    """Streams a file: nothing is buffered whole, Range and content headers pass through."""
+
+    async def get(self) -> None:
+        await self._serve(head=False)
+
+    async def head(self) -> None:
+        await self._serve(head=True)
+
+    async def _serve(self, head: bool) -> None:
+        args = {k: self.get_query_argument(k) for k in self.request.query_arguments}
+        view = parse_view_query(args)
+        location = await FileLocator(self.gw).locate(view, args.get("prompt_id"))
+        if location is None:
+            raise ComfyError(404, b"")
+        if location.path is not None:
+            await self._send_local(location.path, view.filename, head)
+        else:
+            await self._stream_from(location.worker, view.query, head)
+
+    async def _stream_from(self, worker, query: dict, head: bool) -> None:
+        headers = {h: self.request.headers[h] for h in FORWARDED_REQUEST_HEADERS if h in self.request.headers}
+
+        def on_headers(status: int, worker_headers: httputil.HTTPHeaders) -> None:
+            self.set_status(status)
+            self.clear_header("Content-Type")
+            for name in PASSED_HEADERS:
+                if name in worker_headers:
+                    self.set_header(name, worker_headers[name])
+
+        async def on_chunk(chunk: bytes) -> None:
+            self.write(chunk)
+            await self.flush()  # back-pressure: read from the worker only as fast as the client takes it
+
+        await worker.client.stream("HEAD" if head else "GET", "/view", query=query, headers=headers,
+                                   on_headers=on_headers, on_chunk=on_chunk)
+        self.finish()
+
+    async def _send_local(self, path, filename: str, head: bool) -> None:
+        size = os.path.getsize(path)
+        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        self.set_header("Content-Type", content_type)
+        self.set_header("Content-Disposition", f'filename="{filename}"')
+        self.set_header("Accept-Ranges", "bytes")
+        start, end = 0, size
+        request_range = self.request.headers.get("Range")
+        if request_range:
+            parsed = httputil._parse_request_range(request_range)
+            if parsed is None or (parsed[0] is not None and parsed[0] >= size):
+                self.set_status(416)
+                self.set_header("Content-Range", f"bytes */{size}")
+                self.finish()
+                return
+            first, last = parsed
+            start = first if first is not None else max(0, size + (last or 0))
+            end = min(size, last) if (last is not None and first is not None) else size
+            self.set_status(206)
+            self.set_header("Content-Range", httputil._get_content_range(start, end, size))
+        self.set_header("Content-Length", str(end - start))
+        if head:
+            self.finish()
+            return
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            remaining = end - start
+            while remaining > 0:
+                chunk = handle.read(min(CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                self.write(chunk)
+                await self.flush()
+        self.finish()
+
+
+class UploadHandler(ComfyHandler):
+    """POST /upload/image and /upload/mask with ComfyUI's fields and rename rules."""
+
+    def initialize(self, mask: bool = False) -> None:
+        self.mask = mask
+
+    async def post(self) -> None:
+        files = self.request.files.get("image") or []
+        if not files or not files[0].get("filename"):
+            raise ComfyError(400, b"")
+        upload = files[0]
+        form = {k: self.get_body_argument(k, "") for k in ("type", "subfolder", "overwrite", "original_ref")}
+        data = upload["body"]
+        upload_type = form["type"] or "input"
+        if self.mask:
+            data = await apply_mask(self.gw, data, form["original_ref"])
+        answer = await self.gw.uploads.save(data, upload["filename"], upload_type, form["subfolder"],
+                                            form["overwrite"].lower() in ("true", "1"))
+        self.write_json(answer)
+
+
+def file_routes() -> list:
+    """Routes of this module, each at the bare path and under /api."""
+    return [
+        *dual(r"/view", ViewHandler),
+        *dual(r"/upload/image", UploadHandler),
+        *dual(r"/upload/mask", UploadHandler, mask=True),
+    ]

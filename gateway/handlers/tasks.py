@@ -1,0 +1,109 @@
+"""Gateway job routes: one job's status (by prompt_id or gateway_job_id) and the paged job list."""
+
+from __future__ import annotations
+
+import time
+
+from ..errors import BadRequest, NotFound
+from ..job_model import STATES, Job
+from .base import BaseHandler
+
+MAX_PAGE = 500
+
+
+class TaskStatusHandler(BaseHandler):
+    """GET /api/task/{prompt_id}/status: the ComfyUI-side view (queued | running | done | failed)."""
+
+    async def get(self, prompt_id: str) -> None:
+        job = await self.gw.jobs.find(prompt_id)
+        if job is None:
+            raise NotFound(f"no job with prompt_id {prompt_id}")
+        self.write_json(job.status_dict(self.gw.jobs.worker_name(job), self.gw.jobs.position(job)))
+
+
+class GatewayTaskHandler(BaseHandler):
+    """GET /api/task/gateway/{gateway_job_id}: queued | submitted | running | done | failed, with prompt_id."""
+
+    async def get(self, gateway_job_id: str) -> None:
+        job = await self.gw.jobs.find_by_gateway_id(gateway_job_id)
+        if job is None:
+            raise NotFound(f"no job with gateway_job_id {gateway_job_id}")
+        self.write_json(job.gateway_dict(self.gw.jobs.worker_name(job), self.gw.jobs.position(job)))
+
+
+class TaskPriorityHandler(BaseHandler):
+    """PATCH /api/task/{prompt_id}: change the priority of a job still waiting in the gateway."""
+
+    async def patch(self, prompt_id: str) -> None:
+        body = self.json_body()
+        priority = body.get("priority") if isinstance(body, dict) else None
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise BadRequest("field 'priority' must be an integer", extra={"field": "priority"})
+        job = await self.gw.jobs.set_priority(prompt_id, priority)
+        self.write_json(job.status_dict(self.gw.jobs.worker_name(job), self.gw.jobs.position(job)))
+
+
+def _query_int(handler: BaseHandler, name: str, default: int, low: int, high: int) -> int:
+    raw = handler.get_query_argument(name, None)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter '{name}' must be an integer", extra={"field": name}) from None
+    if not low <= value <= high:
+        raise BadRequest(f"query parameter '{name}' must be between {low} and {high}", extra={"field": name})
+    return value
+
+
+def _query_time(handler: BaseHandler, name: str) -> float | None:
+    raw = handler.get_query_argument(name, None)
+    if raw in (None, ""):
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter '{name}' must be a Unix time in seconds", extra={"field": name}) from None
+
+
+class TasksHandler(BaseHandler):
+    """GET /api/tasks?state=&worker=&client_id=&since=&until=&limit=&offset=: jobs, newest first."""
+
+    async def get(self) -> None:
+        states = [s for s in self.get_query_argument("state", "").split(",") if s]
+        bad = [s for s in states if s not in STATES]
+        if bad:
+            raise BadRequest(f"query parameter 'state' must be among {', '.join(STATES)}; got {bad[0]!r}",
+                             extra={"field": "state"})
+        worker = self.get_query_argument("worker", None)
+        worker_id = None
+        if worker:
+            worker_id = self.gw.registry.require(worker).id if worker.isdigit() else next(
+                (w.id for w in self.gw.registry.all() if w.name == worker), -1)
+        limit = _query_int(self, "limit", 50, 1, MAX_PAGE)
+        offset = _query_int(self, "offset", 0, 0, 10**9)
+        page = await self.gw.store.list_jobs(state=states or None, worker_id=worker_id,
+                                             client_id=self.get_query_argument("client_id", None) or None,
+                                             since=_query_time(self, "since"), until=_query_time(self, "until"),
+                                             limit=limit, offset=offset)
+        items = [self._item(row) for row in page["items"]]
+        self.write_json({"items": items, "total": page["total"], "limit": limit, "offset": offset,
+                         "generated_at": time.time()})
+
+    def _item(self, row: dict) -> dict:
+        jobs = self.gw.jobs
+        live = jobs.get(row["prompt_id"])
+        job = live or Job.from_row(row)
+        out = job.status_dict(jobs.worker_name(job), jobs.position(job) if live else None)
+        out["class_types"] = sorted({n.get("class_type") for n in job.prompt.values() if isinstance(n, dict)})
+        return out
+
+
+def task_routes() -> list:
+    """Routes of this module."""
+    return [
+        (r"/api/task/gateway/([^/]+)", GatewayTaskHandler),
+        (r"/api/task/([^/]+)/status", TaskStatusHandler),
+        (r"/api/task/([^/]+)", TaskPriorityHandler),
+        (r"/api/tasks", TasksHandler),
+    ]

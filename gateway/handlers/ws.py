@@ -1,0 +1,78 @@
+"""GET /ws?clientId=: the client's events from whichever worker runs its jobs, as ComfyUI sends them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+import tornado.websocket
+
+from ..job_model import RUNNING
+from ..relay import ClientConnection
+from .base import bearer_token, origin_allowed, token_matches
+
+logger = logging.getLogger(__name__)
+
+
+class ClientSocketHandler(tornado.websocket.WebSocketHandler):
+    """One client socket; its sid is clientId or a minted uuid4 hex, as in ComfyUI."""
+
+    conn: ClientConnection | None = None
+
+    @property
+    def gw(self):
+        return self.application.settings["gateway"]
+
+    def check_origin(self, origin: str) -> bool:
+        return origin_allowed(self.request.headers.get("Host"), origin)
+
+    def get_compression_options(self):
+        return None
+
+    async def get(self, *args, **kwargs):
+        keys = self.gw.settings.api_keys
+        if keys and not token_matches(bearer_token(self), keys):
+            self.set_status(401)
+            self.finish()
+            return
+        return await super().get(*args, **kwargs)
+
+    def open(self) -> None:
+        sid = self.get_query_argument("clientId", None) or uuid.uuid4().hex
+        self._negotiated = False
+        self.conn = ClientConnection(sid, self._send, self.close)
+        hub = self.gw.hub
+        hub.register(self.conn)
+        self.conn.put(hub.status_frame(sid))
+        running = next((j for j in self.gw.jobs.active.values() if j.client_id == sid and j.state == RUNNING
+                        and j.progress.node is not None), None)
+        if running is not None:
+            self.conn.put(json.dumps({"type": "executing", "data": {"node": running.progress.node}}))
+
+    async def _send(self, frame: str | bytes) -> None:
+        await self.write_message(frame, binary=isinstance(frame, bytes))
+
+    def on_message(self, message: str | bytes) -> None:
+        if self._negotiated or isinstance(message, bytes):
+            return
+        try:
+            data = json.loads(message)
+        except ValueError:
+            return  # non-JSON text before the flags does not count as the first message
+        self._negotiated = True
+        if isinstance(data, dict) and data.get("type") == "feature_flags" and self.conn is not None:
+            flags = data.get("data") or {}
+            self.conn.supports_preview_metadata = bool(isinstance(flags, dict)
+                                                       and flags.get("supports_preview_metadata"))
+            self.conn.put(json.dumps({"type": "feature_flags", "data": {
+                "supports_preview_metadata": True, "max_upload_size": 512 * 1024 * 1024}}))
+
+    def on_close(self) -> None:
+        if self.conn is not None:
+            self.gw.hub.unregister(self.conn)
+
+
+def ws_routes() -> list:
+    """The socket at /ws and /api/ws."""
+    return [(r"/ws", ClientSocketHandler), (r"/api/ws", ClientSocketHandler)]

@@ -1,0 +1,167 @@
+"""The Job record: one accepted prompt, its life cycle state, progress and how the API shows it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+QUEUED, SUBMITTED, RUNNING, DONE, FAILED = "queued", "submitted", "running", "done", "failed"
+ACTIVE_STATES = (QUEUED, SUBMITTED, RUNNING)
+FINAL_STATES = (DONE, FAILED)
+STATES = (QUEUED, SUBMITTED, RUNNING, DONE, FAILED)
+
+# What ComfyUI-side status a gateway state reads as (/api/task/{prompt_id}/status).
+COMFY_STATUS = {QUEUED: "queued", SUBMITTED: "queued", RUNNING: "running", DONE: "done", FAILED: "failed"}
+
+
+@dataclass
+class Progress:
+    """Live progress of a running job, built from the worker's events."""
+
+    node: str | None = None
+    value: float = 0.0
+    max: float = 0.0
+    nodes_total: int = 0
+    done_nodes: set = field(default_factory=set)
+    cached_nodes: set = field(default_factory=set)
+
+    @property
+    def percent(self) -> float:
+        """Share of the job done, counting the running node's value/max."""
+        if not self.nodes_total:
+            return 0.0
+        done = len(self.done_nodes)
+        partial = 0.0
+        if self.node is not None and self.node not in self.done_nodes and self.max:
+            partial = min(1.0, self.value / self.max)
+        return round(min(100.0, 100.0 * (done + partial) / self.nodes_total), 1)
+
+    def to_dict(self) -> dict:
+        """JSON form."""
+        return {"node": self.node, "value": self.value, "max": self.max,
+                "nodes_done": len(self.done_nodes), "nodes_cached": len(self.cached_nodes),
+                "nodes_total": self.nodes_total, "percent": self.percent}
+
+    @classmethod
+    def from_dict(cls, data: dict | None, nodes_total: int) -> "Progress":
+        """Rebuild from the stored JSON (sets are not stored, so counts become placeholders)."""
+        progress = cls(nodes_total=nodes_total)
+        if data:
+            progress.node = data.get("node")
+            progress.value = data.get("value", 0.0)
+            progress.max = data.get("max", 0.0)
+            progress.done_nodes = {f"#{i}" for i in range(int(data.get("nodes_done", 0)))}
+        return progress
+
+
+@dataclass
+class Job:
+    """One accepted prompt. The jobs service is its only writer."""
+
+    prompt_id: str
+    gateway_job_id: str
+    seq: int
+    body: dict
+    client_id: str | None = None
+    priority: int = 0
+    number: float = 0.0
+    state: str = QUEUED
+    worker_id: int | None = None
+    attempts: int = 0
+    created_at: float = field(default_factory=time.time)
+    submitted_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: dict | None = None
+    history: dict | None = None
+    webhook: str | None = None
+    progress: Progress = field(default_factory=Progress)
+    excluded_workers: set = field(default_factory=set)
+    outputs_to_execute: list = field(default_factory=list)
+    signature: str = ""
+    cancel_requested: str | None = None  # "cancelled" or "interrupted" once the user asked
+    outcome: str | None = None  # success | error | interrupted, from the events before the end marker
+    requirements: object = None
+    lost_since: float | None = None  # when its worker stopped answering while it ran
+
+    @property
+    def prompt(self) -> dict:
+        """The API-format workflow."""
+        return self.body.get("prompt") or {}
+
+    @property
+    def extra_data(self) -> dict:
+        """The client's extra_data with its own client_id restored (as ComfyUI would store it)."""
+        extra = dict(self.body.get("extra_data") or {})
+        if self.client_id is not None:
+            extra["client_id"] = self.client_id
+        return extra
+
+    @property
+    def active(self) -> bool:
+        """Still waiting or running."""
+        return self.state in ACTIVE_STATES
+
+    @property
+    def run_seconds(self) -> float | None:
+        """Execution time on the worker, when it ran to the end."""
+        if self.started_at and self.finished_at:
+            return max(0.0, self.finished_at - self.started_at)
+        return None
+
+    def queue_item(self) -> list:
+        """ComfyUI's 5-element queue item: [number, prompt_id, prompt, extra_data, outputs_to_execute]."""
+        number: Any = int(self.number) if float(self.number).is_integer() else self.number
+        return [number, self.prompt_id, self.prompt, self.extra_data, list(self.outputs_to_execute)]
+
+    def row(self) -> dict:
+        """The fields persisted in the jobs table."""
+        return {
+            "prompt_id": self.prompt_id, "gateway_job_id": self.gateway_job_id, "seq": self.seq,
+            "client_id": self.client_id, "priority": self.priority, "number": self.number,
+            "state": self.state, "worker_id": self.worker_id, "attempts": self.attempts,
+            "body": self.body, "history": self.history, "error": self.error,
+            "progress": self.progress.to_dict(), "webhook": self.webhook,
+            "created_at": self.created_at, "submitted_at": self.submitted_at,
+            "started_at": self.started_at, "finished_at": self.finished_at, "updated_at": time.time(),
+        }
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Job":
+        """Rebuild a job from its stored row."""
+        job = cls(prompt_id=row["prompt_id"], gateway_job_id=row["gateway_job_id"], seq=row["seq"],
+                  body=row.get("body") or {}, client_id=row.get("client_id"), priority=row.get("priority") or 0,
+                  number=row.get("number") if row.get("number") is not None else row["seq"],
+                  state=row["state"], worker_id=row.get("worker_id"), attempts=row.get("attempts") or 0,
+                  created_at=row["created_at"], submitted_at=row.get("submitted_at"),
+                  started_at=row.get("started_at"), finished_at=row.get("finished_at"),
+                  error=row.get("error"), history=row.get("history"), webhook=row.get("webhook"))
+        job.progress = Progress.from_dict(row.get("progress"), 0)
+        return job
+
+    def timings(self) -> dict:
+        """Timestamps and durations."""
+        waited = (self.started_at or time.time()) - self.created_at if self.state != FAILED or self.started_at else None
+        return {"created_at": self.created_at, "submitted_at": self.submitted_at, "started_at": self.started_at,
+                "finished_at": self.finished_at, "run_seconds": self.run_seconds,
+                "wait_seconds": round(waited, 3) if waited is not None else None}
+
+    def status_dict(self, worker_name: str | None, position: int | None) -> dict:
+        """The job as /api/task/{prompt_id}/status shows it."""
+        progress = self.progress.to_dict()
+        if self.state == DONE:
+            progress["percent"] = 100.0
+        return {
+            "prompt_id": self.prompt_id, "gateway_job_id": self.gateway_job_id,
+            "status": COMFY_STATUS[self.state], "state": self.state,
+            "queue_position": position, "priority": self.priority, "number": self.queue_item()[0],
+            "client_id": self.client_id, "worker_id": self.worker_id, "worker": worker_name,
+            "attempts": self.attempts, "progress": progress, "error": self.error, **self.timings(),
+        }
+
+    def gateway_dict(self, worker_name: str | None, position: int | None) -> dict:
+        """The job as /api/task/gateway/{gateway_job_id} shows it."""
+        out = self.status_dict(worker_name, position)
+        out["status"] = self.state
+        return out
