@@ -71,7 +71,7 @@ class FileRoutes:
         disposition = {"Content-Disposition": f'filename="{filename}"'}
         channel = query.get("channel", "rgba")
         if "preview" in query:
-            body, ctype = await _to_thread(_preview, path, query["preview"], channel)
+            body, ctype = await _to_thread(_preview, path, query["preview"], query.get("channel", ""))
             return web.Response(body=body, content_type=ctype, headers=disposition)
         if channel in ("rgb", "a"):
             body = await _to_thread(_channel, path, channel)
