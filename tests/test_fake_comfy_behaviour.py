@@ -515,3 +515,23 @@ async def test_cli_runs(tmp_path):
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_partially_cached_prompt(session, make_sim):
+    sim = await make_sim()
+    wf = sample_workflow(color=0x010203)
+    async with WsRecorder(session, sim.ws_url + "?clientId=p") as rec:
+        _, first = await submit(session, sim, wf, client_id="p")
+        await rec.wait_done(first["prompt_id"])
+        wf["4"]["inputs"]["filename_prefix"] = "gateway_test/other"
+        start = len(rec.frames)
+        _, second = await submit(session, sim, wf, client_id="p")
+        await rec.wait_done(second["prompt_id"])
+    frames = rec.frames[start:]
+    cached = next(f["data"]["nodes"] for f in frames if f.get("type") == "execution_cached")
+    assert cached == ["1", "2", "3"]
+    assert [f["data"]["node"] for f in frames if f.get("type") == "executing"] == ["4", None]
+    states = [f["data"]["nodes"] for f in frames if f.get("type") == "progress_state"]
+    assert [list(s) for s in states] == [["4"], ["4"]]
+    entry = await history(session, sim, second["prompt_id"])
+    assert entry["outputs"]["4"]["images"][0]["filename"] == "other_00001_.png"

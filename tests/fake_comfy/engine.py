@@ -10,7 +10,6 @@ skipped for prompts without one; the others go to ``sid=None`` (broadcast).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 import traceback
@@ -192,9 +191,9 @@ class Engine:
             self._add_message(ctx, "execution_interrupted", {
                 "prompt_id": prompt_id, "node_id": node_id, "node_type": class_type,
                 "executed": executed}, True)
-            log.info("prompt %s interrupted at node %s", prompt_id, node_id)
+            log.debug("prompt %s interrupted at node %s", prompt_id, node_id)
             return
-        log.info("prompt %s failed at node %s: %s", prompt_id, node_id, ex)
+        log.debug("prompt %s failed at node %s: %s", prompt_id, node_id, ex)
         self._add_message(ctx, "execution_error", {
             "prompt_id": prompt_id, "node_id": node_id, "node_type": class_type,
             "executed": executed, "exception_message": f"{ex}\n",
@@ -255,19 +254,16 @@ class NodeRuntime:
         folder = base / subfolder if subfolder else base
         pil = img.render()
         results = []
-        counter = next_counter(folder, stem)
+        key = (str(folder), stem)
+        counter = self.sim.file_counters.get(key) or next_counter(folder, stem)
         for _ in range(img.batch):
+            while (folder / f"{stem}_{counter:05}_.png").exists():
+                counter += 1
             name = f"{stem}_{counter:05}_.png"
+            self.sim.file_counters[key] = counter + 1
             await asyncio.to_thread(write_png, folder / name, pil, self.ctx["prompt"],
                                     self.ctx["extra_data"].get("extra_pnginfo"))
             results.append({"filename": name, "subfolder": subfolder, "type": kind})
             counter += 1
         return results
 
-
-def file_digest(path) -> str:
-    """sha256 of a file, or a marker when it does not exist."""
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return "missing"

@@ -125,7 +125,7 @@ class PromptQueue:
             self._updated()
             prompt_id = item[1]
             self.sim.executed.append(prompt_id)
-            log.info("executing prompt %s (number %s)", prompt_id, item[0])
+            log.debug("executing prompt %s (number %s)", prompt_id, item[0])
             try:
                 result, status = await self.sim.engine.execute(item)
             except asyncio.CancelledError:

@@ -116,7 +116,7 @@ class FileRoutes:
                 await save(data, path)
             else:
                 await _to_thread(Path(path).write_bytes, data)
-        log.info("upload %s -> %s (duplicate=%s)", image.filename, filename, duplicate)
+        log.debug("upload %s -> %s (duplicate=%s)", image.filename, filename, duplicate)
         return web.json_response({"name": filename, "subfolder": post.get("subfolder", ""),
                                   "type": kind})
 

@@ -73,7 +73,7 @@ class PromptRoutes:
         if "client_id" in data:
             extra_data["client_id"] = data["client_id"]
         if not ok:
-            log.info("prompt rejected: %s", error.get("type"))
+            log.debug("prompt rejected: %s", error.get("type"))
             return web.json_response({"error": error, "node_errors": node_errors}, status=400)
         if queue.knows(prompt_id):  # a client-chosen id raced in meanwhile
             return web.json_response({"error": "prompt_id already exists"}, status=409)

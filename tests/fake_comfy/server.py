@@ -68,6 +68,7 @@ class FakeComfy:
         self.host: Optional[str] = None
         self.port: Optional[int] = None
         self._fail_rules: List[Union[str, Callable]] = []
+        self.file_counters: Dict[tuple, int] = {}
         self._runner: Optional[web.AppRunner] = None
         self.queue = PromptQueue(self)
         self.engine = Engine(self)
@@ -112,6 +113,7 @@ class FakeComfy:
         self.queue = PromptQueue(self)
         self.engine = Engine(self)
         self.hub = WsHub(self)
+        self.file_counters = {}
         app = web.Application(middlewares=build_middlewares(self), client_max_size=MAX_UPLOAD)
         self._register_routes(app)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)

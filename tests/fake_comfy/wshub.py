@@ -54,12 +54,13 @@ class WsHub:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
             self._task = None
-        if graceful:
-            for ws in list(self.all_sockets):
+        if graceful and self.all_sockets:
+            async def close(ws):
                 try:
-                    await asyncio.wait_for(ws.close(code=1001, message=b"Server shutdown"), 1)
-                except Exception:  # noqa: BLE001
+                    await asyncio.wait_for(ws.close(code=1001, message=b"Server shutdown"), 0.5)
+                except Exception:  # noqa: BLE001 - best effort on shutdown
                     pass
+            await asyncio.gather(*(close(ws) for ws in list(self.all_sockets)))
         self.sockets.clear()
         self.metadata.clear()
         self.all_sockets.clear()
