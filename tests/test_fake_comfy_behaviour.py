@@ -493,8 +493,13 @@ async def test_hang_and_garbage(session, make_sim):
     with pytest.raises(asyncio.TimeoutError):
         async with session.get(sim.url + "/queue", timeout=aiohttp.ClientTimeout(total=0.3)):
             pass
+    held = asyncio.ensure_future(session.get(sim.url + "/prompt"))
+    await asyncio.sleep(0.2)
+    assert not held.done()
     sim.hang_http = False
     async with session.get(sim.url + "/queue") as r:
+        assert r.status == 200
+    async with await asyncio.wait_for(held, 2) as r:  # the held request is released
         assert r.status == 200
 
 

@@ -76,7 +76,7 @@ def build_middlewares(sim):
             task = asyncio.current_task()
             sim.hanging.add(task)
             try:
-                await asyncio.Event().wait()
+                await sim.hang_released().wait()  # until hang_http is set back to False
             finally:
                 sim.hanging.discard(task)
         return await handler(request)

@@ -62,7 +62,8 @@ class FakeComfy:
         self.output_dir = self.data_dir / "output"
         self.temp_dir = self.data_dir / "temp"
         self.executed: List[str] = []
-        self.hang_http = False
+        self._hang_http = False
+        self._hang_event: Optional[asyncio.Event] = None
         self.garbage_http = False
         self.hanging: set = set()
         self.host: Optional[str] = None
@@ -90,6 +91,24 @@ class FakeComfy:
     @property
     def running(self) -> bool:
         return self._runner is not None
+
+    @property
+    def hang_http(self) -> bool:
+        """When True, HTTP requests (incl. the /ws upgrade) are accepted but never answered."""
+        return self._hang_http
+
+    @hang_http.setter
+    def hang_http(self, value: bool) -> None:
+        self._hang_http = bool(value)
+        if not value and self._hang_event is not None:
+            self._hang_event.set()  # requests still held (client waiting) now proceed
+            self._hang_event = None
+
+    def hang_released(self) -> asyncio.Event:
+        """Event a hung request waits on; set when ``hang_http`` goes back to False."""
+        if self._hang_event is None:
+            self._hang_event = asyncio.Event()
+        return self._hang_event
 
     def fail_prompt(self, prompt_id_or_predicate) -> None:
         """Make a prompt fail at runtime (execution_error at its first executed node).
@@ -194,6 +213,7 @@ class FakeComfy:
         for task in list(self.hanging):
             task.cancel()
         self.hanging.clear()
+        self._hang_event = None
 
     # -- context used by validation, routes and nodes ---------------------------
     def dir_for_type(self, kind) -> Optional[Path]:
