@@ -8,10 +8,19 @@ seconds.  Both sides are learned online from observations ``(s, w, t)``:
   fully, later ones with weight ``alpha``);
 * when worker ``w`` finishes ``s`` and other workers ``u`` have run ``s`` too,
   each gives an estimate ``log speed(w) = log speed(u) + avg_log_t(s,u) -
-  avg_log_t(s,w)``; their mean moves ``log speed(w)`` by a step that starts
-  small (a prior of ``prior_weight`` pseudo-observations at speed 1.0, so a
-  worker with few comparisons stays near 1.0) and settles at ``speed_alpha``;
+  avg_log_t(s,w)``; ``w`` moves towards their mean and each ``u`` towards
+  ``w``, by a step that starts small (a prior of ``prior_weight``
+  pseudo-observations at speed 1.0, so few comparisons stay near 1.0) and
+  settles at ``speed_alpha``;
 * ``cost(s)`` is the mean over the workers that ran ``s`` of ``t * speed``.
+
+Signatures have two levels, ``"<family>-<exact>"`` (see
+:func:`workflow_signature`): the family is the graph's shape (class types and
+links), the exact part adds the literal inputs.  When no other worker has run
+the exact workflow, workers are compared on the family instead (slower
+averages, half steps), so speeds are learned even when every job differs
+(e.g. a new size each time); an unknown exact workflow is estimated by its
+family's cost.
 
 Speeds are relative: they are reported divided by the geometric mean speed of
 the workers seen so far, so "1.0" is the cluster's typical worker and an
@@ -41,18 +50,33 @@ def is_randomised_input(name: str, value: Any = None) -> bool:
 
 
 def workflow_signature(prompt: dict) -> str:
-    """Stable hash of a prompt's class_types, links and literal inputs, ignoring randomised inputs."""
-    canon = []
+    """Stable ``"<family>-<exact>"`` hash of a prompt, ignoring randomised inputs (seeds, prefixes, ...).
+
+    ``family`` covers class types and links only; ``exact`` also the literal inputs.
+    """
+    shape, exact = [], []
     for node_id in sorted(prompt or {}, key=str):
         node = prompt[node_id]
         if not isinstance(node, dict):
             continue
         inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
+        links = {name: value for name, value in inputs.items() if isinstance(value, list)}
         kept = {name: value for name, value in inputs.items()
                 if isinstance(value, list) or not is_randomised_input(name, value)}
-        canon.append([str(node_id), node.get("class_type"), kept])
-    text = json.dumps(canon, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+        shape.append([str(node_id), node.get("class_type"), links])
+        exact.append([str(node_id), node.get("class_type"), kept])
+    return f"{_hash(shape)[:12]}-{_hash(exact)[:20]}"
+
+
+def signature_family(signature: str) -> str | None:
+    """The family part of a signature made by workflow_signature (None for other strings)."""
+    family, sep, _ = signature.partition("-")
+    return family if sep else None
+
+
+def _hash(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
@@ -67,15 +91,17 @@ class CostModel:
     """Online estimates of workflow cost (seconds at speed 1.0) and relative worker speed."""
 
     def __init__(self, alpha: float = 0.3, speed_alpha: float = 0.25, prior_weight: float = 2.0,
-                 max_signatures: int = 5000, fallback_cost: float = 10.0):
+                 max_signatures: int = 5000, fallback_cost: float = 10.0, family_alpha: float = 0.1):
         self.alpha = alpha
         self.speed_alpha = speed_alpha
         self.prior_weight = prior_weight
         self.max_signatures = max_signatures
         self.fallback_cost = fallback_cost
+        self.family_alpha = family_alpha
         self._runs: OrderedDict[str, dict[Any, _Avg]] = OrderedDict()  # least recently used first
+        self._families: OrderedDict[str, dict[Any, _Avg]] = OrderedDict()
         self._log_speed: dict[Any, float] = {}  # raw scale: normalised on read
-        self._comparisons: dict[Any, int] = {}
+        self._comparisons: dict[Any, float] = {}
         self._observations: dict[Any, int] = {}
         self._last_seen: dict[Any, float] = {}
         self._log_speed_sum = 0.0
@@ -90,42 +116,46 @@ class CostModel:
             self._log_speed[worker_id] = 0.0
         self._observations[worker_id] = self._observations.get(worker_id, 0) + 1
         self._last_seen[worker_id] = now
-        runs = self._touch(signature)
-        avg = runs.get(worker_id)
-        if avg is None:
-            avg = runs[worker_id] = _Avg(log_t)
-        else:
-            weight = max(self.alpha, 1.0 / (avg.count + 1))
-            avg.log_time += weight * (log_t - avg.log_time)
-            avg.count += 1
-        self._update_speed(worker_id, runs)
+        runs = self._average(self._runs, signature, worker_id, log_t, self.alpha)
+        family = signature_family(signature)
+        fam_runs = self._average(self._families, family, worker_id, log_t, self.family_alpha) if family else None
+        if not self._update_speed(worker_id, runs, 1.0) and fam_runs is not None:
+            self._update_speed(worker_id, fam_runs, 0.5)
         raw_cost = math.exp(log_t + self._log_speed[worker_id])
         if self._mean_raw_cost is None:
             self._mean_raw_cost = raw_cost
         else:
             self._mean_raw_cost += 0.1 * (raw_cost - self._mean_raw_cost)
 
-    def _touch(self, signature: str) -> dict[Any, _Avg]:
-        runs = self._runs.get(signature)
+    def _average(self, table: OrderedDict, key: str, worker_id: Any, log_t: float,
+                 alpha: float) -> dict[Any, _Avg]:
+        runs = table.get(key)
         if runs is None:
-            runs = self._runs[signature] = {}
-            if len(self._runs) > self.max_signatures:
-                self._runs.popitem(last=False)
+            runs = table[key] = {}
+            if len(table) > self.max_signatures:
+                table.popitem(last=False)
         else:
-            self._runs.move_to_end(signature)
+            table.move_to_end(key)
+        avg = runs.get(worker_id)
+        if avg is None:
+            runs[worker_id] = _Avg(log_t)
+        else:
+            avg.log_time += max(alpha, 1.0 / (avg.count + 1)) * (log_t - avg.log_time)
+            avg.count += 1
         return runs
 
-    def _update_speed(self, worker_id: Any, runs: dict[Any, _Avg]) -> None:
-        """Move the observing worker towards its peers on this signature, and each peer towards it."""
+    def _update_speed(self, worker_id: Any, runs: dict[Any, _Avg], weight: float) -> bool:
+        """Move the observing worker towards its peers on these runs, and each peer towards it."""
         mine = runs[worker_id].log_time
         peers = [(u, avg.log_time) for u, avg in runs.items() if u != worker_id and u in self._log_speed]
         if not peers:
-            return
+            return False
         lv_w = self._log_speed[worker_id]
         target = sum(self._log_speed[u] + log_t - mine for u, log_t in peers) / len(peers)
-        self._nudge(worker_id, target)
+        self._nudge(worker_id, target, weight)
         for u, log_t in peers:
-            self._nudge(u, lv_w + mine - log_t, weight=1.0 / len(peers))
+            self._nudge(u, lv_w + mine - log_t, weight / len(peers))
+        return True
 
     def _nudge(self, worker_id: Any, target: float, weight: float = 1.0) -> None:
         n = self._comparisons.get(worker_id, 0) + weight
@@ -144,14 +174,14 @@ class CostModel:
         return 1.0 if raw is None else math.exp(raw - self._mean_log_speed())
 
     def estimate_cost(self, signature: str) -> float | None:
-        """Expected run seconds of a workflow at speed 1.0, or None if it never ran."""
-        runs = self._runs.get(signature)
-        if not runs:
-            return None
-        logs = [avg.log_time + self._log_speed[u] for u, avg in runs.items() if u in self._log_speed]
-        if not logs:
-            return None
-        return math.exp(sum(logs) / len(logs) - self._mean_log_speed())
+        """Expected run seconds of a workflow at speed 1.0 (its family's when new), or None if unknown."""
+        family = signature_family(signature)
+        for table, key in ((self._runs, signature), (self._families, family)):
+            runs = table.get(key) if key else None
+            logs = [avg.log_time + self._log_speed[u] for u, avg in (runs or {}).items() if u in self._log_speed]
+            if logs:
+                return math.exp(sum(logs) / len(logs) - self._mean_log_speed())
+        return None
 
     def estimate_seconds(self, signature: str, worker_id: Any) -> float:
         """Expected run seconds of a workflow on one worker (default cost when unknown)."""

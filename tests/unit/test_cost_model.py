@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from gateway.cost_model import CostModel, workflow_signature
+from gateway.cost_model import CostModel, signature_family, workflow_signature
 
 from .helpers import WORKFLOW_A, flow
 
@@ -98,3 +98,30 @@ def test_signature_table_is_bounded():
     for i in range(5):
         model.record(f"s{i}", "w", 1.0, float(i))
     assert model.estimate_cost("s0") is None and model.estimate_cost("s4") == pytest.approx(1.0)
+
+
+def test_signature_has_a_family_shared_by_literal_changes():
+    a, b = flow(WORKFLOW_A), flow(WORKFLOW_A)
+    b["1"]["inputs"]["width"] = 2048
+    sig_a, sig_b = workflow_signature(a), workflow_signature(b)
+    assert sig_a != sig_b
+    assert signature_family(sig_a) == signature_family(sig_b) is not None
+    assert signature_family("plain") is None
+
+
+def test_new_exact_workflow_is_estimated_by_its_family():
+    model = CostModel()
+    model.record("fam-a", "w", 10.0, 0.0)
+    model.record("fam-b", "w", 30.0, 1.0)
+    assert 10.0 < model.estimate_cost("fam-new") < 30.0
+    assert model.estimate_cost("other-new") is None
+
+
+def test_speeds_learned_from_families_when_every_job_differs():
+    rnd = random.Random(7)
+    speeds = {"a": 1.0, "b": 4.0}
+    model = CostModel()
+    for i in range(80):
+        worker = rnd.choice(sorted(speeds))
+        model.record(f"fam-{i}", worker, rnd.uniform(2.0, 20.0) / speeds[worker], now=float(i))
+    assert model.worker_speed("b") / model.worker_speed("a") == pytest.approx(4.0, rel=0.35)

@@ -222,7 +222,8 @@ def test_plan_is_deterministic():
 
 def test_remaining_seconds():
     assert remaining_seconds(10.0, 5.0, 20.0, 2.0, [4.0]) == pytest.approx(7.0)
-    assert remaining_seconds(100.0, 5.0, 20.0, 2.0) == 0.0
+    assert remaining_seconds(15.0, 5.0, 20.0, 2.0) == 0.0
+    assert remaining_seconds(18.0, 5.0, 20.0, 2.0) == pytest.approx(3.0)  # overran by 3: assume 3 more
     assert remaining_seconds(0.0, None, 20.0, 2.0) == 0.0
 
 

@@ -17,7 +17,7 @@ def mixed_jobs(seed, count=200):
 
 
 def test_equal_jobs_makespan_within_10_percent():
-    jobs = [SimJob(f"p{i}", "same-workflow", 10.0) for i in range(120)]
+    jobs = [SimJob(f"p{i}", "same", 10.0) for i in range(120)]
     makespan, workers, model = simulate(SPEEDS, jobs)
     ratio = makespan / lower_bound(SPEEDS, jobs)
     print(f"equal jobs: makespan/lower bound = {ratio:.3f}, jobs per worker {[len(w.done) for w in workers]}")
@@ -39,6 +39,14 @@ def test_mixed_jobs_makespan_within_10_percent():
 def test_mixed_jobs_many_runs(seed, capacity, jitter):
     jobs = mixed_jobs(seed)
     makespan, _, _ = simulate(SPEEDS, jobs, capacity=capacity, jitter=jitter, seed=seed)
+    assert makespan / lower_bound(SPEEDS, jobs) <= 1.10
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_every_job_different_within_10_percent(seed):
+    """Each job its own exact workflow (one family): costs and speeds come from the family level."""
+    jobs = [SimJob(j.prompt_id, f"family-{j.prompt_id}", j.cost) for j in mixed_jobs(seed)]
+    makespan, _, _ = simulate(SPEEDS, jobs, jitter=0.2, seed=seed)
     assert makespan / lower_bound(SPEEDS, jobs) <= 1.10
 
 
