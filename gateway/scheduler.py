@@ -202,7 +202,7 @@ class Scheduler:
                           and finish[w.id] < finish[chosen.id] - 1e-9]
                 if faster:
                     target = min(faster, key=lambda w: (finish[w.id], -_speed(w), _id_key(w.id)))
-                    chosen = target if target in room else None
+                    chosen = target if any(w.id == target.id for w in room) else None
                     if chosen is None:  # waits for the faster worker: keep its slots from lower priorities
                         for w in room:
                             held[w.id] = max(held.get(w.id, job.priority), job.priority)
