@@ -20,14 +20,15 @@ logger = logging.getLogger(__name__)
 
 # Large enough for any model/video a worker serves; streaming keeps memory flat.
 MAX_STREAM_BYTES = 1 << 40
-MAX_BODY_BYTES = 1 << 30
 # A download may take long; the connect timeout still catches a dead worker quickly.
 STREAM_TIMEOUT = 6 * 3600.0
 
 
 def configure_http_client(max_clients: int = 200) -> None:
     """Let many worker requests run at once (Tornado's default is 10)."""
-    AsyncHTTPClient.configure(None, max_clients=max_clients, max_body_size=MAX_BODY_BYTES)
+    # Downloads are streamed, so only max_body_size applies to them; other answers also stay under
+    # Tornado's max_buffer_size (100 MB).
+    AsyncHTTPClient.configure(None, max_clients=max_clients, max_body_size=MAX_STREAM_BYTES)
 
 
 def basic_auth_header(username: str | None, password: str | None) -> str | None:
@@ -155,8 +156,7 @@ class WorkerClient:
                 on_headers(status_holder["code"], status_holder["headers"])
 
         request = self._request(method, path, query, None, headers, STREAM_TIMEOUT,
-                                header_callback=header_callback, streaming_callback=on_chunk,
-                                max_body_size=MAX_STREAM_BYTES)
+                                header_callback=header_callback, streaming_callback=on_chunk)
         response = await self._fetch(request, method, path, started)
         if not status_holder.get("sent"):
             on_headers(response.status, response.headers)

@@ -135,6 +135,9 @@ SETTINGS: tuple[Setting, ...] = (
             "How often a job whose worker died while running it is retried elsewhere.", runtime=True),
     Setting("default_max_queue", "GATEWAY_DEFAULT_MAX_QUEUE", _positive(int), 1,
             "Jobs a new worker holds at once (running plus waiting on it).", runtime=True),
+    Setting("unique_output_names", "GATEWAY_UNIQUE_OUTPUT_NAMES", _parse_bool, True,
+            "Tag each filename_prefix with the worker (img_gw2_00001_.png) so /view without prompt_id "
+            "always finds the right file."),
     Setting("log_level", "GATEWAY_LOG_LEVEL", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR."),
     Setting("tray", "GATEWAY_TRAY", _parse_bool, False, "Show a tray icon (needs a display)."),
     Setting("open_browser", "GATEWAY_OPEN_BROWSER", _parse_bool, False, "Open the admin page on start."),
@@ -167,6 +170,7 @@ class Settings:
     offline_after: int
     max_retries: int
     default_max_queue: int
+    unique_output_names: bool
     log_level: str
     tray: bool
     open_browser: bool

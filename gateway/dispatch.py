@@ -9,7 +9,8 @@ from typing import Any, Callable
 
 from .errors import GatewayError, WorkerBadAnswer, WorkerUnavailable
 from .job_model import FAILED, QUEUED, RUNNING, SUBMITTED, Job
-from .scheduler import WorkerState
+from .outputs import tag_output_prefixes
+from .scheduler import WorkerState, remaining_seconds
 from .validation import validate_prompt
 
 logger = logging.getLogger(__name__)
@@ -72,16 +73,16 @@ class Dispatcher:
         if state == "online" and self._cooldown.get(worker.id, 0) > now:
             state = "offline"
         in_flight = self.jobs.active_on(worker.id)
-        busy = 0.0
-        for job in in_flight:
-            cost = self.cost_model.estimate_cost(job.signature) or self.cost_model.default_cost()
-            speed = self.cost_model.worker_speed(worker.id) or 1.0
-            spent = (now - job.started_at) if job.state == RUNNING and job.started_at else 0.0
-            busy += max(0.0, cost / speed - spent)
+        speed = self.cost_model.worker_speed(worker.id) or 1.0
+        cost_of = lambda job: self.cost_model.estimate_cost(job.signature) or self.cost_model.default_cost()
+        running = next((j for j in in_flight if j.state == RUNNING), None)
+        waiting = [cost_of(j) for j in in_flight if j is not running]
+        busy = remaining_seconds(now, running.started_at if running else None,
+                                 cost_of(running) if running else 0.0, speed, waiting)
         return WorkerState(id=worker.id, name=worker.name, state=state, capacity=max(1, worker.max_queue),
                            weight=worker.weight, reported_queue=worker.queue_remaining,
                            sent_since_report=worker.sent_since_report, in_flight=len(in_flight),
-                           speed=self.cost_model.worker_speed(worker.id) or 1.0, busy_remaining_seconds=busy,
+                           speed=speed, busy_remaining_seconds=busy,
                            capabilities=worker.capabilities)
 
     def _plan(self, extra: Job | None = None) -> list:
@@ -94,7 +95,7 @@ class Dispatcher:
         if not queued:
             return []
         workers = [self.worker_state(w, now) for w in self.registry.all()]
-        return self.scheduler.plan(now, workers, queued)
+        return self.scheduler.plan(now, workers, queued, default_cost=self.cost_model.default_cost())
 
     def _claim(self, job: Job, worker) -> None:
         # Synchronously, before any await, so a concurrent round sees the slot as taken.
@@ -175,6 +176,8 @@ class Dispatcher:
             await self.uploads.ensure_on_worker(job, worker)
             payload = dict(job.body)
             payload.update({"client_id": self.client_id, "prompt_id": job.prompt_id})
+            if self._settings().unique_output_names:
+                payload["prompt"] = tag_output_prefixes(job.prompt, worker.id)
             response = await worker.client.request("POST", "/prompt", json_body=payload)
         except GatewayError as exc:
             self._worker_refused(worker, exc.message)

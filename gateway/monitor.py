@@ -76,7 +76,7 @@ class WorkerMonitor:
         client = self.worker.client
         request = HTTPRequest(client.ws_url(self.client_id), headers=client.auth_headers(),
                               connect_timeout=min(10.0, self._timeout()), request_timeout=min(10.0, self._timeout()))
-        self._conn = await websocket_connect(request, max_message_size=MAX_FRAME, ping_interval=20, ping_timeout=30)
+        self._conn = await websocket_connect(request, max_message_size=MAX_FRAME, ping_interval=15, ping_timeout=10)
         # Ask for type-4 previews: they carry the prompt id, so each can be routed to its job's client.
         await self._conn.write_message(json.dumps({"type": "feature_flags",
                                                    "data": {"supports_preview_metadata": True}}))

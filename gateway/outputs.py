@@ -12,6 +12,23 @@ logger = logging.getLogger(__name__)
 INDEX_LIMIT = 50_000  # most recent files remembered in memory; older ones are looked up in the store
 
 
+def tag_output_prefixes(prompt: dict, worker_id: int) -> dict:
+    """The workflow with each filename_prefix made unique to the worker ("x/img" -> "x/img_gw2").
+
+    Every worker counts file names on its own, so two workers both write img_00001_.png; a client
+    that downloads with /view?filename= (no prompt_id) could then get the other worker's file. With
+    the tag, a name in history says which worker holds it, and the output index is unambiguous.
+    """
+    tagged = {}
+    for node_id, node in prompt.items():
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        prefix = inputs.get("filename_prefix") if isinstance(inputs, dict) else None
+        if isinstance(prefix, str):
+            node = {**node, "inputs": {**inputs, "filename_prefix": f"{prefix}_gw{worker_id}"}}
+        tagged[node_id] = node
+    return tagged
+
+
 def files_in_outputs(outputs: dict) -> list[dict]:
     """Every {filename, subfolder, type} entry in a history 'outputs' dict."""
     found = []

@@ -99,6 +99,7 @@ class JobTracker:
         if isinstance(prompt, list) and len(prompt) >= 4:
             prompt = list(prompt)
             prompt[0] = job.queue_item()[0]
+            prompt[2] = job.prompt
             prompt[3] = job.extra_data
             entry["prompt"] = prompt
         return entry
