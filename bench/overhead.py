@@ -1,0 +1,206 @@
+"""Gateway overhead (issue 2): POST /prompt latency and /view throughput, direct vs through the gateway.
+
+One simulator and one gateway, each in its own process; this process is the load generator.
+
+* Submit latency: N sequential POST /prompt per path over keep-alive connections, interleaved (each
+  pair in random order), after a warm-up. The simulator first gets one very long job, so every later
+  submission only queues there (no execution competes for the CPU). The worker is registered with
+  max_queue 1000 so the gateway's fast path forwards every submission at once.
+* Download: a 50 MB file placed in the simulator's output dir, fetched with GET /view directly and
+  through the gateway (no prompt_id, as a ComfyUI client does), interleaved rounds; then a 200 MB file
+  through the gateway. The gateway's memory (VmRSS sampled every 5 ms, and VmHWM) is reported per phase.
+
+Prints figures only (the machine is shared; compare the columns of one run, not runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import threading
+import time
+import uuid
+
+import aiohttp
+
+from _common import (GatewayProc, Sim, percentile, read_status_kb, register_workers, rerun_line, stop_all,
+                     table, wait_http, workdir)
+from tests.fake_comfy.workflows import sample_workflow, slow_workflow
+
+MB = 1024 * 1024
+
+
+def write_file(path, size: int) -> None:
+    """A file of `size` bytes of incompressible data."""
+    block = os.urandom(MB)
+    with open(path, "wb") as f:
+        for _ in range(size // MB):
+            f.write(block)
+
+
+class RssSampler:
+    """Samples VmRSS of a pid in a thread; peak() per phase."""
+
+    def __init__(self, pid: int, interval: float = 0.005):
+        self.pid, self.interval = pid, interval
+        self._peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = read_status_kb(self.pid, "VmRSS") or 0
+            self._peak = max(self._peak, rss)
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._peak = read_status_kb(self.pid, "VmRSS") or 0
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return self._peak / 1024
+
+
+async def post_prompt(session: aiohttp.ClientSession, url: str, body: dict) -> float:
+    """Seconds for one POST /prompt (the answer read completely); raises on a non-200."""
+    t0 = time.perf_counter()
+    async with session.post(url + "/prompt", json=body) as r:
+        answer = await r.read()
+        if r.status != 200:
+            raise RuntimeError(f"POST {url}/prompt: {r.status} {answer[:300]!r}")
+    return time.perf_counter() - t0
+
+
+async def bench_submit(direct: aiohttp.ClientSession, via: aiohttp.ClientSession, sim: Sim, gw: GatewayProc,
+                       n: int, warmup: int) -> dict:
+    """Latency samples (seconds) per path."""
+    rng = random.Random(1)
+    samples = {"direct": [], "gateway": []}
+    for i in range(warmup + n):
+        order = ["direct", "gateway"]
+        rng.shuffle(order)
+        for path in order:
+            wf = sample_workflow(size=64)
+            if path == "direct":
+                # the gateway passes its own prompt_id to the worker; do the same directly
+                took = await post_prompt(direct, sim.url, {"prompt": wf, "client_id": "bench-direct",
+                                                           "prompt_id": str(uuid.uuid4())})
+            else:
+                took = await post_prompt(via, gw.url, {"prompt": wf, "client_id": "bench-gw"})
+            if i >= warmup:
+                samples[path].append(took)
+    return samples
+
+
+async def download(session: aiohttp.ClientSession, url: str, filename: str) -> tuple[float, int]:
+    """(seconds, bytes) of one GET /view read to the end in 256 kB chunks."""
+    t0 = time.perf_counter()
+    size = 0
+    async with session.get(url + "/view", params={"filename": filename, "subfolder": "", "type": "output"}) as r:
+        if r.status != 200:
+            raise RuntimeError(f"GET {url}/view {filename}: {r.status}")
+        async for chunk in r.content.iter_chunked(256 * 1024):
+            size += len(chunk)
+    return time.perf_counter() - t0, size
+
+
+async def bench_download(session: aiohttp.ClientSession, sim: Sim, gw: GatewayProc, rounds: int) -> dict:
+    """Throughput samples (MB/s) per path for the 50 MB file, and memory per phase."""
+    rng = random.Random(2)
+    mbps = {"direct": [], "gateway": []}
+    memory = {"before downloads": (read_status_kb(gw.pid, "VmRSS") / 1024, read_status_kb(gw.pid, "VmHWM") / 1024)}
+    await download(session, gw.url, "big50.bin")  # warm-up (the gateway learns where the file is)
+    peak50 = 0.0
+    for _ in range(rounds):
+        order = ["direct", "gateway"]
+        rng.shuffle(order)
+        for path in order:
+            if path == "direct":
+                took, size = await download(session, sim.url, "big50.bin")
+            else:
+                with RssSampler(gw.pid) as sampler:
+                    took, size = await download(session, gw.url, "big50.bin")
+                peak50 = max(peak50, sampler.peak_mb)
+            assert size == 50 * MB, size
+            mbps[path].append(size / MB / took)
+    memory["during 50 MB downloads"] = (peak50, read_status_kb(gw.pid, "VmHWM") / 1024)
+    took_direct, size = await download(session, sim.url, "big200.bin")
+    with RssSampler(gw.pid) as sampler:
+        took, size = await download(session, gw.url, "big200.bin")
+    assert size == 200 * MB, size
+    memory["during 200 MB download"] = (sampler.peak_mb, read_status_kb(gw.pid, "VmHWM") / 1024)
+    return {"mbps": mbps, "memory": memory, "mbps200": (200 / took_direct, 200 / took)}
+
+
+async def main(args) -> None:
+    work = workdir("bench_overhead_")
+    sim = Sim(work, node_seconds=1.0)  # queued jobs never run: only the first, long one does
+    gw = GatewayProc(work)
+    conn = dict(limit=1, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(timeout=timeout) as admin, \
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(**conn), timeout=timeout) as direct, \
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(**conn), timeout=timeout) as via:
+        await wait_http(admin, sim.url + "/system_stats", sim.proc)
+        await wait_http(admin, gw.url + "/healthz", gw.proc)
+        for name, size in (("big50.bin", 50 * MB), ("big200.bin", 200 * MB)):
+            write_file(sim.output_dir / name, size)
+        # One job long enough to outlast the bench, so the others only queue.
+        await post_prompt(admin, sim.url, {"prompt": slow_workflow(3600, node_seconds=1.0)})
+        await register_workers(admin, gw.url, [sim], max_queue=1000)
+        print(f"simulator pid {sim.proc.pid} {sim.url}; gateway pid {gw.pid} {gw.url}")
+
+        samples = await bench_submit(direct, via, sim, gw, args.n, args.warmup)
+        down = await bench_download(direct, sim, gw, args.rounds)
+
+    ms = {k: [v * 1000 for v in vals] for k, vals in samples.items()}
+    rows = []
+    for path in ("direct", "gateway"):
+        v = ms[path]
+        thirds = [statistics.median(v[i * len(v) // 3:(i + 1) * len(v) // 3]) for i in range(3)]
+        rows.append([path, len(v), f"{statistics.median(v):.2f}", f"{percentile(v, 90):.2f}",
+                     f"{percentile(v, 99):.2f}", f"{statistics.mean(v):.2f}",
+                     " / ".join(f"{t:.2f}" for t in thirds)])
+    added_med = statistics.median(ms["gateway"]) - statistics.median(ms["direct"])
+    added_p90 = percentile(ms["gateway"], 90) - percentile(ms["direct"], 90)
+    print()
+    print(f"POST /prompt latency, ms (sequential, keep-alive, interleaved; {args.warmup} warm-up pairs dropped)")
+    print(table(["path", "n", "median", "p90", "p99", "mean", "median by thirds of the run"], rows))
+    print(f"added by the gateway: median {added_med:+.2f} ms, p90 {added_p90:+.2f} ms   (target < 2 ms)")
+
+    mbps = down["mbps"]
+    print()
+    print(f"GET /view of a 50 MB file, MB/s ({args.rounds} interleaved rounds)")
+    print(table(["path", "median", "min", "max"],
+                [[p, f"{statistics.median(mbps[p]):.0f}", f"{min(mbps[p]):.0f}", f"{max(mbps[p]):.0f}"]
+                 for p in ("direct", "gateway")]))
+    ratio = statistics.median(mbps["gateway"]) / statistics.median(mbps["direct"])
+    d200, g200 = down["mbps200"]
+    print(f"gateway / direct: {ratio * 100:.0f} %   (target >= 80 %);  200 MB once: direct {d200:.0f} MB/s, "
+          f"gateway {g200:.0f} MB/s ({g200 / d200 * 100:.0f} %)")
+    print()
+    print("gateway process memory, MB")
+    print(table(["phase", "peak VmRSS (sampled)", "VmHWM (peak since start)"],
+                [[k, f"{a:.1f}", f"{b:.1f}"] for k, (a, b) in down["memory"].items()]))
+    print()
+    print("re-run:", rerun_line())
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=300, help="submissions per path (default 300)")
+    parser.add_argument("--warmup", type=int, default=20, help="warm-up pairs, not counted (default 20)")
+    parser.add_argument("--rounds", type=int, default=5, help="50 MB download rounds per path (default 5)")
+    try:
+        asyncio.run(main(parser.parse_args()))
+    finally:
+        stop_all()
