@@ -7,11 +7,14 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import Callable
 
 from . import __version__
 from .app import Gateway
 from .config import ConfigError, load_settings
 from .logging_setup import setup_logging
+from .paths import admin_url, desktop_config_file, desktop_defaults
+from .single_instance import InstanceLock
 
 logger = logging.getLogger("gateway")
 
@@ -32,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def serve(gateway: Gateway) -> None:
+async def serve(gateway: Gateway, on_started: Callable[[int], None] | None = None) -> None:
     """Start the gateway and run until SIGINT/SIGTERM, then stop it gracefully."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -41,34 +44,62 @@ async def serve(gateway: Gateway) -> None:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # Windows: Ctrl+C arrives as KeyboardInterrupt
             pass
-    await gateway.start()
+    port = await gateway.start()
+    if on_started:
+        on_started(port)
     try:
         await stop.wait()
     finally:
         await gateway.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Load settings, set up logging, run the gateway (with the tray when asked)."""
-    args = parse_args(argv)
-    cli = {k: getattr(args, k) for k in ("host", "port", "data_dir", "tray", "open_browser")}
-    try:
-        settings = load_settings(args.config, cli)
-    except ConfigError as exc:
-        print(f"comfyui-gateway: configuration error: {exc}", file=sys.stderr)
-        return 2
-    setup_logging(settings.log_level, settings.data_path)
+def run(settings, instance: InstanceLock) -> int:
+    """Run the gateway: with the tray when asked (desktop.py), else headless until SIGINT/SIGTERM."""
     if settings.tray:
         from .desktop import run_with_tray
-        return run_with_tray(settings)
+        return run_with_tray(settings, instance)
+
+    def started(port: int) -> None:
+        instance.publish(admin_url(settings.host, port))
+        if settings.open_browser:
+            from .desktop import open_page
+            open_page(admin_url(settings.host, port))
+
     try:
-        asyncio.run(serve(Gateway(settings)))
+        asyncio.run(serve(Gateway(settings), started))
     except KeyboardInterrupt:
         pass
     except OSError as exc:
         logger.error("cannot start: %s", exc)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load settings, take the data folder's lock, set up logging, run the gateway."""
+    args = parse_args(argv)
+    cli = {k: getattr(args, k) for k in ("host", "port", "data_dir", "tray", "open_browser")}
+    try:
+        settings = load_settings(desktop_config_file(args.config, args.data_dir), cli)
+        settings = desktop_defaults(settings, cli)  # the executable: per-user data folder, tray on
+    except ConfigError as exc:
+        print(f"comfyui-gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    instance = InstanceLock(settings.data_path)
+    try:
+        owner = instance.acquire()
+    except OSError as exc:
+        print(f"comfyui-gateway: cannot use the data folder {settings.data_path}: {exc}", file=sys.stderr)
+        return 1
+    if not owner:  # a second launch: hand over to the running gateway (its page opens) instead of failing
+        setup_logging(settings.log_level, None)
+        from .desktop import hand_over
+        return hand_over(settings, instance)
+    try:
+        setup_logging(settings.log_level, settings.data_path)
+        return run(settings, instance)
+    finally:
+        instance.release()
 
 
 if __name__ == "__main__":
