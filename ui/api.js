@@ -1,0 +1,86 @@
+// Thin client for the gateway's HTTP API: JSON in and out, one error type, optional bearer token.
+
+const TOKEN_KEY = "gateway.token";
+
+/** An API call that failed: status, error type, plain message, and the field that caused it (if any). */
+export class ApiError extends Error {
+  constructor(status, type, message, field = null, body = null) {
+    super(message);
+    this.status = status;
+    this.type = type;
+    this.field = field;
+    this.body = body;
+  }
+}
+
+export function getToken() {
+  return localStorage.getItem(TOKEN_KEY) || "";
+}
+
+export function setToken(token) {
+  if (token) localStorage.setItem(TOKEN_KEY, token);
+  else localStorage.removeItem(TOKEN_KEY);
+}
+
+function errorFrom(status, body, text) {
+  const err = body && typeof body === "object" ? body.error : null;
+  if (err && typeof err === "object") {
+    let message = err.message || err.type || `HTTP ${status}`;
+    if (err.details) message += ` — ${err.details}`;
+    return new ApiError(status, err.type || "error", message, err.field || null, body);
+  }
+  return new ApiError(status, "http_error", (text || "").trim().slice(0, 300) || `HTTP ${status}`, null, body);
+}
+
+/** Call the API; resolves to the parsed JSON (or null for an empty body), rejects with ApiError. */
+export async function request(method, path, body, { signal } = {}) {
+  const headers = {};
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (exc) {
+    if (exc.name === "AbortError") throw exc;
+    throw new ApiError(0, "network", "");
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = null; }
+  }
+  if (!response.ok) throw errorFrom(response.status, data, text);
+  return data;
+}
+
+export const api = {
+  workers: () => request("GET", "/api/workers"),
+  addWorker: (body) => request("POST", "/api/workers", body),
+  updateWorker: (id, body) => request("PATCH", `/api/workers/${id}`, body),
+  deleteWorker: (id) => request("DELETE", `/api/workers/${id}`),
+  testWorker: (id) => request("POST", `/api/workers/${id}/test`),
+  probeUrl: (body) => request("POST", "/api/workers/test", body),
+  stats: () => request("GET", "/api/stats"),
+  tasks: (query, options) => request("GET", `/api/tasks?${new URLSearchParams(query)}`, undefined, options),
+  task: (id) => request("GET", `/api/task/${encodeURIComponent(id)}/status`),
+  setPriority: (id, priority) => request("PATCH", `/api/task/${encodeURIComponent(id)}`, { priority }),
+  cancel: (ids) => request("POST", "/api/queue", { delete: ids }),
+  interrupt: (id) => request("POST", "/api/interrupt", { prompt_id: id }),
+  history: (id) => request("GET", `/api/history/${encodeURIComponent(id)}`),
+  submit: (body) => request("POST", "/api/prompt", body),
+  settings: () => request("GET", "/api/settings"),
+  saveSettings: (changes) => request("PATCH", "/api/settings", changes),
+  dispatch: () => request("GET", "/api/dispatch"),
+  setPaused: (paused) => request("POST", "/api/dispatch", { paused }),
+  speeds: () => request("GET", "/api/ui/speeds"),
+};
+
+/** The WebSocket URL of the admin event stream (token as ?api_key=, since sockets cannot send headers). */
+export function eventsUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const token = getToken();
+  return `${scheme}//${location.host}/api/events${token ? `?api_key=${encodeURIComponent(token)}` : ""}`;
+}

@@ -1,0 +1,140 @@
+// One job's detail dialog: status, live progress, timings, error, outputs, and the actions it allows.
+
+import { api } from "../api.js";
+import { h, setChildren, setText, fmtTime, fmtSeconds, progressBar, setProgress, badge, busy, confirmDialog,
+  showError } from "../dom.js";
+import { t } from "../i18n.js";
+import { on, upsertJob } from "../live.js";
+import { showOutputs } from "./outputs.js";
+
+const WAITING = ["queued", "submitted"];
+
+/** The buttons a job in its state allows: cancel (waiting), interrupt (running), priority (queued). */
+export function jobActions(job, { compact = false, onChange = () => {} } = {}) {
+  const wrap = h("div.actions");
+  const report = (answer) => { if (answer) { upsertJob(answer); onChange(answer); } };
+  if (WAITING.includes(job.state)) {
+    const cancel = h("button.btn.small.danger-text", { type: "button", "aria-label": `${t("cancel_job")} ${job.prompt_id}` },
+      t("cancel_job"));
+    cancel.addEventListener("click", async () => {
+      if (!(await confirmDialog(t("confirm_cancel_job", { id: job.prompt_id.slice(0, 8) }), t("cancel_job")))) return;
+      await busy(cancel, async () => {
+        await api.cancel([job.prompt_id]);
+        report(await api.task(job.prompt_id));
+      }, wrap);
+    });
+    wrap.append(cancel);
+  }
+  if (job.state === "running") {
+    const stop = h("button.btn.small.danger-text", { type: "button", "aria-label": `${t("interrupt")} ${job.prompt_id}` },
+      t("interrupt"));
+    stop.addEventListener("click", async () => {
+      if (!(await confirmDialog(t("confirm_interrupt", { id: job.prompt_id.slice(0, 8) }), t("interrupt")))) return;
+      await busy(stop, async () => {
+        await api.interrupt(job.prompt_id);
+        report(await api.task(job.prompt_id));
+      }, wrap);
+    });
+    wrap.append(stop);
+  }
+  if (job.state === "queued" && !compact) {
+    const input = h("input.priority-input", { type: "number", step: "1", value: job.priority,
+      "aria-label": t("new_priority") });
+    const save = h("button.btn.small", { type: "button" }, t("set_priority"));
+    save.addEventListener("click", () => busy(save, async () => {
+      const value = Number(input.value);
+      if (!Number.isInteger(value)) throw new Error(t("err.priority_integer"));
+      report(await api.setPriority(job.prompt_id, value));
+    }, wrap));
+    wrap.append(h("label.inline", {}, t("col.priority"), input), save);
+  }
+  return wrap;
+}
+
+function errorBlock(error) {
+  if (!error) return null;
+  const { type, message, ...rest } = error;
+  const extra = Object.keys(rest).length ? h("details", {}, h("summary", {}, t("error_details")),
+    h("pre", {}, JSON.stringify(rest, null, 2))) : null;
+  return h("div.error-box", { role: "alert" }, h("strong", {}, t(`errtype.${type}`, {}, type || "error")), " ",
+    h("span", {}, message || ""), extra);
+}
+
+/** Open the detail dialog of job `promptId`. */
+export async function openJobDetail(promptId, { onClose } = {}) {
+  const body = h("div.detail-body", {}, h("span.muted", {}, t("loading")));
+  const title = h("h2", {}, t("job"), " ", h("span.mono", {}, promptId));
+  const closeButton = h("button.btn", { type: "button" }, t("close"));
+  const dialog = h("dialog.job-dialog", { "aria-label": `${t("job")} ${promptId}` },
+    h("div.dialog-head", {}, title, closeButton), body);
+  document.body.append(dialog);
+  let unsubscribe = () => {};
+  const close = () => { unsubscribe(); dialog.close(); dialog.remove(); if (onClose) onClose(); };
+  closeButton.addEventListener("click", close);
+  dialog.addEventListener("cancel", (event) => { event.preventDefault(); close(); });
+  dialog.showModal();
+
+  let job;
+  try {
+    job = await api.task(promptId);
+  } catch (error) {
+    setChildren(body);
+    showError(body, error);
+    return dialog;
+  }
+  const bar = progressBar(job.progress ? job.progress.percent : 0);
+  const stateCell = h("dd");
+  const workerCell = h("dd");
+  const timing = {};
+  const actionsHost = h("div.detail-actions");
+  const errorHost = h("div");
+  const outputs = h("div.outputs");
+  const progressNote = h("div.muted.small");
+  const dl = h("dl.kv.detail-kv", {},
+    h("dt", {}, t("col.state")), stateCell,
+    h("dt", {}, t("col.worker")), workerCell,
+    h("dt", {}, t("col.priority")), (timing.priority = h("dd")),
+    h("dt", {}, t("col.client")), h("dd.mono", {}, job.client_id || "—"),
+    h("dt", {}, t("attempts")), (timing.attempts = h("dd")),
+    h("dt", {}, t("created")), (timing.created = h("dd")),
+    h("dt", {}, t("started")), (timing.started = h("dd")),
+    h("dt", {}, t("finished")), (timing.finished = h("dd")),
+    h("dt", {}, t("col.wait")), (timing.wait = h("dd")),
+    h("dt", {}, t("col.run")), (timing.run = h("dd")));
+  setChildren(body, h("div.detail-top", {}, dl,
+    h("div", {}, h("h3", {}, t("progress")), bar, progressNote, actionsHost, errorHost)),
+  h("h3", {}, t("outputs")), outputs,
+  h("p.small", {}, h("a.link", { href: `/api/task/${promptId}/status`, target: "_blank" }, t("raw_status")), " · ",
+    h("a.link", { href: `/api/history/${promptId}`, target: "_blank" }, t("raw_history"))));
+
+  let shownState = null;
+  function render(current) {
+    job = current;
+    setChildren(stateCell, badge(job.state), job.queue_position !== null && job.queue_position !== undefined
+      ? h("span.muted", {}, ` ${t("position_n", { n: job.queue_position + 1 })}` ) : null);
+    setText(workerCell, job.worker || "—");
+    setText(timing.priority, job.priority);
+    setText(timing.attempts, job.attempts);
+    setText(timing.created, fmtTime(job.created_at));
+    setText(timing.started, fmtTime(job.started_at));
+    setText(timing.finished, fmtTime(job.finished_at));
+    setText(timing.wait, fmtSeconds(job.wait_seconds));
+    setText(timing.run, fmtSeconds(job.run_seconds));
+    const p = job.progress || {};
+    setProgress(bar, p.percent || 0, job.state);
+    setText(progressNote, p.nodes_total ? t("nodes_progress", { done: p.nodes_done || 0, total: p.nodes_total,
+      node: p.node ?? "—", value: p.value || 0, max: p.max || 0 }) : "");
+    if (shownState !== job.state) {
+      shownState = job.state;
+      setChildren(actionsHost, jobActions(job, { onChange: render }));
+      setChildren(errorHost, errorBlock(job.error));
+      if (job.state === "done") showOutputs(outputs, promptId);
+      else setChildren(outputs, h("span.muted", {}, job.state === "failed" ? t("no_outputs") : t("outputs_later")));
+    }
+  }
+  render(job);
+  unsubscribe = on("job", (data) => {
+    if (data.job && data.job.prompt_id === promptId) render({ ...job, ...data.job });
+  });
+  return dialog;
+}

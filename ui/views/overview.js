@@ -1,0 +1,218 @@
+// Overview: cluster counts, dispatch pause, per-minute charts of the last hour, workers and running jobs.
+
+import { api } from "../api.js";
+import { stackedBars, lineChart } from "../charts.js";
+import { h, setText, setChildren, fmtSeconds, fmtNumber, progressBar, setProgress, badge, busy, throttle,
+  shortId, showError, clearError } from "../dom.js";
+import { t, onLanguage } from "../i18n.js";
+import { state, on } from "../live.js";
+
+const ACTIVE = ["queued", "submitted", "running"];
+
+export function mount(container, { navigate }) {
+  const cards = {};
+  const card = (key, extra) => {
+    const value = h("div.card-value", {}, "—");
+    const sub = h("div.card-sub", {}, "");
+    const label = h("div.card-label", { "data-i18n": key });
+    const el = h("section.card", { dataset: { card: key }, "aria-label": t(key) }, label, value, sub, extra);
+    cards[key] = { el, value, sub, label };
+    return el;
+  };
+  const pauseButton = h("button.btn", { type: "button", id: "dispatch-toggle" });
+  const dispatchState = h("div.card-value", { id: "dispatch-state" }, "—");
+  const dispatchCard = h("section.card.dispatch", { "aria-labelledby": "dispatch-label" },
+    h("div.card-label#dispatch-label", { "data-i18n": "dispatching" }), dispatchState,
+    h("div.card-sub", {}, pauseButton));
+  const perMinute = h("div.chart-host#chart-per-minute");
+  const runTime = h("div.chart-host#chart-run-time");
+  const workersGrid = h("div.tiles", { role: "list" });
+  const runningList = h("ul.running-list");
+  const el = h("div.view-overview",
+    h("div.cards", {},
+      card("workers_online"), card("jobs_queued"), card("jobs_running"), card("jobs_done"), card("jobs_failed"),
+      dispatchCard),
+    h("div.grid-2", {},
+      h("section.panel", { "aria-labelledby": "h-per-minute" },
+        h("div.panel-head", {}, h("h2#h-per-minute", { "data-i18n": "chart_per_minute" }),
+          h("div.legend", {}, h("span.key.done", { "data-i18n": "state.done" }),
+            h("span.key.failed", { "data-i18n": "state.failed" }))),
+        perMinute),
+      h("section.panel", { "aria-labelledby": "h-run-time" },
+        h("div.panel-head", {}, h("h2#h-run-time", { "data-i18n": "chart_run_time" })), runTime)),
+    h("div.grid-2", {},
+      h("section.panel", { "aria-labelledby": "h-tiles" },
+        h("div.panel-head", {}, h("h2#h-tiles", { "data-i18n": "nav.workers" }),
+          h("a.link", { href: "#/workers", "data-i18n": "manage_workers" })),
+        workersGrid),
+      h("section.panel", { "aria-labelledby": "h-running" },
+        h("div.panel-head", {}, h("h2#h-running", { "data-i18n": "active_jobs" }),
+          h("a.link", { href: "#/jobs", "data-i18n": "all_jobs" })),
+        runningList)));
+  container.append(el);
+
+  let stats = null;
+  let paused = null;
+  let visible = false;
+  let timer = null;
+
+  function renderCounts() {
+    const workers = [...state.workers.values()];
+    const online = workers.filter((w) => w.state === "online" || w.state === "draining").length;
+    setText(cards.workers_online.value, `${online} / ${workers.length}`);
+    const offline = workers.filter((w) => w.state === "offline").length;
+    const disabled = workers.filter((w) => w.state === "disabled").length;
+    setText(cards.workers_online.sub, workers.length ? t("workers_sub", { offline, disabled }) : t("no_workers_yet"));
+    cards.workers_online.el.dataset.alert = workers.length && online === 0 ? "true" : "false";
+    if (!stats) return;
+    const by = stats.jobs_by_state || {};
+    setText(cards.jobs_queued.value, fmtNumber((by.queued || 0) + (by.submitted || 0)));
+    setText(cards.jobs_queued.sub, t("queued_sub", { n: fmtNumber(by.submitted || 0) }));
+    setText(cards.jobs_running.value, fmtNumber(by.running || 0));
+    setText(cards.jobs_running.sub, t("cluster_queue", { n: fmtNumber(stats.cluster_queue_remaining || 0) }));
+    const lastHour = (stats.per_minute || []).reduce((acc, b) => {
+      acc.done += b.finished; acc.failed += b.failed; return acc;
+    }, { done: 0, failed: 0 });
+    setText(cards.jobs_done.value, fmtNumber(by.done || 0));
+    setText(cards.jobs_done.sub, t("last_hour_n", { n: fmtNumber(lastHour.done) }));
+    setText(cards.jobs_failed.value, fmtNumber(by.failed || 0));
+    setText(cards.jobs_failed.sub, t("last_hour_n", { n: fmtNumber(lastHour.failed) }));
+  }
+
+  function renderDispatch() {
+    if (paused === null) return;
+    setText(dispatchState, paused ? t("paused") : t("dispatching_on"));
+    dispatchState.dataset.state = paused ? "paused" : "on";
+    setText(pauseButton, paused ? t("resume") : t("pause"));
+    pauseButton.classList.toggle("primary", paused);
+  }
+
+  function minuteLabel(minute) {
+    return new Date(minute * 1000).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", hour12: false });
+  }
+
+  function renderCharts() {
+    if (!stats || !visible) return;
+    const buckets = (stats.per_minute || []).slice(-60);
+    const xLabels = [[0, t("minutes_ago", { n: 60 })], [0.5, t("minutes_ago", { n: 30 })], [1, t("now")]];
+    stackedBars(perMinute, buckets.map((b) => ({ label: b.minute, values: [b.finished, b.failed] })), {
+      classes: ["done", "failed"], label: t("chart_per_minute"), xLabels,
+      describe: (p) => `${minuteLabel(p.label)}: ${t("state.done")} ${p.values[0]}, ${t("state.failed")} ${p.values[1]}`,
+    });
+    lineChart(runTime, buckets.map((b) => ({ label: b.minute, value: b.mean_run_seconds })), {
+      label: t("chart_run_time"), xLabels, yFormat: (v) => (v >= 10 ? `${Math.round(v)}s` : `${v.toFixed(1)}s`),
+      describe: (p) => `${minuteLabel(p.label)}: ${p.value === null ? "—" : fmtSeconds(p.value)}`,
+    });
+  }
+
+  const tiles = new Map();
+  function renderTiles() {
+    const workers = [...state.workers.values()];
+    if (!workers.length) {
+      tiles.clear();
+      setChildren(workersGrid, h("p.empty", {}, t("no_workers_yet"), " ",
+        h("a.link", { href: "#/workers?add=1" }, t("add_worker"))));
+      return;
+    }
+    if (workersGrid.querySelector(".empty")) workersGrid.replaceChildren();
+    const seen = new Set();
+    for (const worker of workers) {
+      seen.add(worker.id);
+      let tile = tiles.get(worker.id);
+      if (!tile) {
+        const dot = h("span.dot");
+        const name = h("span.tile-name");
+        const meta = h("span.tile-meta");
+        const bar = progressBar(0);
+        const el = h("a.tile", { role: "listitem", href: `#/workers`, title: "" }, h("div.tile-top", {}, dot, name),
+          meta, bar);
+        tile = { el, dot, name, meta, bar };
+        tiles.set(worker.id, tile);
+        workersGrid.append(el);
+      }
+      tile.el.dataset.state = worker.state;
+      setText(tile.name, worker.name || worker.url);
+      tile.el.title = `${worker.name} — ${t(`state.${worker.state}`)}${worker.last_error ? `\n${worker.last_error}` : ""}`;
+      const job = worker.running && worker.running.length ? state.jobs.get(worker.running[0]) : null;
+      setText(tile.meta, `${t(`state.${worker.state}`)} · ${t("queue_n", { n: worker.queue_remaining })}`);
+      tile.bar.hidden = !job;
+      if (job) setProgress(tile.bar, job.progress ? job.progress.percent : 0);
+    }
+    for (const [id, tile] of tiles) {
+      if (!seen.has(id)) { tile.el.remove(); tiles.delete(id); }
+    }
+  }
+
+  function renderRunning() {
+    const active = [...state.jobs.values()].filter((j) => ACTIVE.includes(j.state));
+    active.sort((a, b) => (a.state === "running" ? -1 : 0) - (b.state === "running" ? -1 : 0) || a.created_at - b.created_at);
+    if (!active.length) {
+      setChildren(runningList, h("li.empty", {}, t("no_active_jobs")));
+      return;
+    }
+    setChildren(runningList, active.slice(0, 8).map((job) => h("li", {},
+      h("a.mono", { href: `#/jobs?job=${job.prompt_id}` }, shortId(job.prompt_id)),
+      badge(job.state), h("span.muted", {}, job.worker || "—"),
+      progressBar(job.progress ? job.progress.percent : 0))),
+    active.length > 8 ? h("li.muted", {}, t("and_more", { n: active.length - 8 })) : null);
+  }
+
+  async function loadStats() {
+    try {
+      stats = await api.stats();
+      clearError(cards.jobs_queued.el.parentElement);
+    } catch (error) {
+      showError(el.firstChild, error);
+      return;
+    }
+    renderCounts();
+    renderCharts();
+  }
+
+  async function loadDispatch() {
+    try {
+      paused = (await api.dispatch()).paused;
+    } catch { /* shown by the stats error */ }
+    renderDispatch();
+  }
+
+  pauseButton.addEventListener("click", () => busy(pauseButton, async () => {
+    paused = (await api.setPaused(!paused)).paused;
+    renderDispatch();
+  }));
+
+  const statsSoon = throttle(() => { if (visible) loadStats(); }, 1500);
+  const tilesSoon = throttle(() => { if (visible) { renderTiles(); renderCounts(); } }, 250);
+  const runningSoon = throttle(() => { if (visible) { renderRunning(); renderTiles(); } }, 250);
+  on("worker", tilesSoon);
+  on("workers", tilesSoon);
+  on("jobs", runningSoon);
+  on("job", (data) => {
+    runningSoon();
+    if (data.event !== "progress") statsSoon();
+  });
+  on("summary", (summary) => {
+    if (summary && typeof summary.paused === "boolean") { paused = summary.paused; renderDispatch(); }
+  });
+  on("resync", () => { if (visible) { loadStats(); loadDispatch(); } });
+  onLanguage(() => { renderCounts(); renderDispatch(); renderCharts(); renderTiles(); renderRunning(); });
+  let resizeTimer = null;
+  window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(renderCharts, 150); });
+
+  return {
+    el,
+    show() {
+      visible = true;
+      renderTiles();
+      renderRunning();
+      renderCounts();
+      loadStats();
+      loadDispatch();
+      timer = setInterval(() => { loadStats(); loadDispatch(); }, 10000);
+    },
+    hide() {
+      visible = false;
+      clearInterval(timer);
+    },
+  };
+}
