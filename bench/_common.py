@@ -114,7 +114,9 @@ class GatewayProc:
         cwd.mkdir()
         base = {"GATEWAY_HEALTH_INTERVAL": "1", "GATEWAY_DATABASE": "sqlite"}
         base.update(env or {})
-        self.proc = spawn([PYTHON, "-m", "gateway", "--host", HOST, "--port", str(self.port),
+        profile = os.environ.get("BENCH_PROFILE_GATEWAY")  # a file: run the gateway under cProfile
+        prefix = [PYTHON, "-m", "cProfile", "-o", profile] if profile else [PYTHON]
+        self.proc = spawn([*prefix, "-m", "gateway", "--host", HOST, "--port", str(self.port),
                            "--data-dir", str(self.data_dir), "--no-tray"], workdir / "gateway.log", cwd, base)
 
     @property
