@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from pathlib import Path
 from typing import Callable
@@ -46,6 +47,16 @@ def load_icons(folder: Path | None = None) -> dict[str, Image.Image]:
             ImageDraw.Draw(image).ellipse((4, 4, 60, 60), fill=colour + (255,))
             icons[state] = image
     return icons
+
+
+def on_ui_thread(fn: Callable[[], object]) -> None:
+    """Run fn where the tray backend wants UI changes: AppKit's main thread on macOS, right here elsewhere
+    (pystray's X backend forwards to its own loop, Windows' shell calls are thread-safe)."""
+    if sys.platform == "darwin":
+        from PyObjCTools import AppHelper
+        AppHelper.callAfter(fn)
+    else:
+        fn()
 
 
 class TrayApp:
@@ -131,18 +142,18 @@ class TrayApp:
         state, title = tray_state(self.summary), tooltip(self.summary)
         if state != self.state:
             self.state = state
-            self.icon.icon = self.icons[state]
+            on_ui_thread(lambda: setattr(self.icon, "icon", self.icons[state]))
         if title != self.icon.title:
-            self.icon.title = title
+            on_ui_thread(lambda: setattr(self.icon, "title", title))
         if self.paused != was_paused:
-            self.icon.update_menu()
+            on_ui_thread(self.icon.update_menu)
 
     def _refresh_loop(self) -> None:
         while not self._stopping.wait(self.refresh_seconds):
             if not self.runner.alive:
                 logger.error("the gateway stopped: closing the tray icon")
                 self._stopping.set()
-                self.icon.stop()
+                on_ui_thread(self.icon.stop)
                 return
             try:
                 self.refresh()
