@@ -33,6 +33,7 @@ class Dispatcher:
         self.outputs = outputs
         self.uploads = uploads
         self.paused = False
+        self.cost_epoch = 0  # bumped on every completion, so cached job views re-read cost estimates
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._cooldown: dict[int, float] = {}
@@ -62,6 +63,7 @@ class Dispatcher:
     def resume(self) -> None:
         """Send jobs again."""
         self.paused = False
+        self.cost_epoch = 0  # bumped on every completion, so cached job views re-read cost estimates
         logger.info("dispatching resumed")
         self.wake()
 
@@ -72,7 +74,7 @@ class Dispatcher:
         state = worker.state
         if state == "online" and self._cooldown.get(worker.id, 0) > now:
             state = "offline"
-        in_flight = self.jobs.active_on(worker.id)
+        in_flight = [job for job in self.jobs.active_on(worker.id) if not job.ended_on_worker]
         speed = self.cost_model.worker_speed(worker.id) or 1.0
         cost_of = lambda job: self.cost_model.estimate_cost(job.signature) or self.cost_model.default_cost()
         running = next((j for j in in_flight if j.state == RUNNING), None)
@@ -89,12 +91,14 @@ class Dispatcher:
         if self.paused:
             return []
         now = time.time()
+        workers = [self.worker_state(w, now) for w in self.registry.all()]
+        if not any(self.scheduler.has_room(w) for w in workers):
+            return []  # nothing can move: skip building the queue view (it may hold thousands of jobs)
         queued = [self.jobs.queued_view(j) for j in self.jobs.active.values() if j.state == QUEUED]
         if extra is not None:
             queued.append(self.jobs.queued_view(extra))
         if not queued:
             return []
-        workers = [self.worker_state(w, now) for w in self.registry.all()]
         return self.scheduler.plan(now, workers, queued, default_cost=self.cost_model.default_cost())
 
     def _claim(self, job: Job, worker) -> None:
@@ -183,12 +187,14 @@ class Dispatcher:
             self._worker_refused(worker, exc.message)
             self._requeue(job, exc.message)
             return 503, {"error": exc.to_json()["error"]}
-        if response.status in (200, 409) and job.state == SUBMITTED and job.worker_id == worker.id:
-            job.submitted_at = time.time()
-            job.attempts = job.attempts if job.attempts else 0
-            self.jobs.save(job, "state", "worker_id", "submitted_at", "attempts")
+        if response.status in (200, 409):
+            # The worker's events may already have moved the job on (started, even finished) before
+            # this answer arrived; the answer only confirms the worker has it.
+            if job.active and job.worker_id == worker.id:
+                job.submitted_at = job.submitted_at or time.time()
+                self.jobs.save(job, "state", "worker_id", "submitted_at")
+                self.jobs.notify(job, "submitted")
             logger.info("job %s sent to %s (%.1f ms)", job.prompt_id, worker.name, response.elapsed_ms)
-            self.jobs.notify(job, "submitted")
             try:
                 body = response.json() if response.status == 200 else {}
             except WorkerBadAnswer:
@@ -246,3 +252,4 @@ class Dispatcher:
         """Learn from a finished run (its time on its worker)."""
         if job.state != FAILED and job.run_seconds is not None and job.worker_id is not None:
             self.cost_model.record(job.signature, job.worker_id, job.run_seconds, time.time())
+            self.cost_epoch += 1

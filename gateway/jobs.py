@@ -16,6 +16,7 @@ from .job_events import output_nodes
 from .job_model import ACTIVE_STATES, DONE, FAILED, QUEUED, RUNNING, SUBMITTED, Job, Progress
 from .job_events import needed_nodes
 from .prompt_request import comfy_400, parse_prompt_request
+from .scheduler import QueuedJob
 from .validation import validate_prompt
 
 logger = logging.getLogger(__name__)
@@ -102,12 +103,17 @@ class JobService:
         return [by_id[item.prompt_id] for item in order]
 
     def queued_view(self, job: Job):
-        """The job as the scheduler sees it."""
-        from .scheduler import QueuedJob
+        """The job as the scheduler sees it (cached; rebuilt when the job or the cost model changed)."""
+        epoch = (job.priority, len(job.excluded_workers), self.dispatcher.cost_epoch if self.dispatcher else 0)
+        cached = job.scheduler_view
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
         cost = self.dispatcher.cost_model.estimate_cost(job.signature) if self.dispatcher else None
-        return QueuedJob(prompt_id=job.prompt_id, priority=job.priority, number=job.number, seq=job.seq,
+        view = QueuedJob(prompt_id=job.prompt_id, priority=job.priority, number=job.number, seq=job.seq,
                          requirements=job.requirements, estimated_cost=cost,
                          excluded_workers=frozenset(job.excluded_workers))
+        job.scheduler_view = (epoch, view)
+        return view
 
     def position(self, job: Job) -> int | None:
         """1-based place in line: among gateway-queued jobs, or on its worker's pending list."""

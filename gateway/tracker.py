@@ -52,6 +52,8 @@ class JobTracker:
         """End a job: fetch its history from the worker (unless given) and record the outcome."""
         if job.prompt_id in self._finalizing or not job.active:
             return self._finalizing.get(job.prompt_id)
+        job.ended_on_worker = True  # its slot on the worker is free from now on
+        self.dispatcher.wake()
         task = asyncio.ensure_future(self._finalize(job, worker, entry))
         self._finalizing[job.prompt_id] = task
         task.add_done_callback(lambda _t: self._finalizing.pop(job.prompt_id, None))

@@ -125,3 +125,91 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise AssertionError(f"job {prompt_id} still {body}")
             await asyncio.sleep(0.05)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class GatewayProcess:
+    """The gateway as a real process (python -m gateway), for kill -9 and restart tests."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, env: dict | None = None):
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.env = env or {}
+        self.proc = None
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    async def start(self, timeout: float = 20.0) -> "GatewayProcess":
+        """Start and wait for /healthz."""
+        import os
+        import sys
+        env = {**os.environ, "GATEWAY_HEALTH_INTERVAL": "0.2", "GATEWAY_OFFLINE_AFTER": "2",
+               "WORKER_REQUEST_TIMEOUT": "5", **self.env}
+        root = Path(__file__).resolve().parent.parent
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "--no-tray", "--host", "127.0.0.1", "--port", str(self.port),
+            "--data-dir", str(self.data_dir), cwd=str(root), env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=open(self.data_dir.parent / "gateway-stderr.log", "ab"))
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                try:
+                    async with session.get(self.url + "/healthz") as response:
+                        if response.status == 200:
+                            return self
+                except aiohttp.ClientError:
+                    pass
+                if self.proc.returncode is not None:
+                    raise AssertionError(f"gateway exited with {self.proc.returncode}")
+                await asyncio.sleep(0.1)
+        raise AssertionError("gateway did not become healthy")
+
+    async def kill(self) -> None:
+        """kill -9."""
+        self.proc.kill()
+        await self.proc.wait()
+
+    async def terminate(self) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        self.proc.terminate()
+        return await asyncio.wait_for(self.proc.wait(), 30)
+
+
+class SimProcess:
+    """A simulator in its own process (python -m tests.fake_comfy), for timing-sensitive tests."""
+
+    def __init__(self, speed: float = 1.0, node_seconds: float = 0.01, extra_args: tuple = ()):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = ["--port", str(self.port), "--speed", str(speed), "--node-seconds", str(node_seconds),
+                     "--log-level", "WARNING", *extra_args]
+        self.proc = None
+
+    async def start(self, timeout: float = 15.0) -> "SimProcess":
+        """Start and wait until /system_stats answers."""
+        import sys
+        root = Path(__file__).resolve().parent.parent
+        self.proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "tests.fake_comfy", *self.args,
+                                                         cwd=str(root), stdout=asyncio.subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                try:
+                    async with session.get(self.url + "/system_stats") as response:
+                        if response.status == 200:
+                            return self
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+        raise AssertionError("simulator process did not start")
+
+    async def stop(self) -> None:
+        """Terminate the process."""
+        if self.proc and self.proc.returncode is None:
+            self.proc.terminate()
+            await self.proc.wait()
