@@ -100,7 +100,7 @@ export function mount(container, { navigate }) {
       describe: (p) => `${minuteLabel(p.label)}: ${t("state.done")} ${p.values[0]}, ${t("state.failed")} ${p.values[1]}`,
     });
     lineChart(runTime, buckets.map((b) => ({ label: b.minute, value: b.mean_run_seconds })), {
-      label: t("chart_run_time"), xLabels, yFormat: (v) => (v >= 10 ? `${Math.round(v)}s` : `${v.toFixed(1)}s`),
+      label: t("chart_run_time"), xLabels, yFormat: (v) => (v === 0 ? "0" : v >= 10 ? `${Math.round(v)}s` : `${v.toFixed(1)}s`),
       describe: (p) => `${minuteLabel(p.label)}: ${p.value === null ? "—" : fmtSeconds(p.value)}`,
     });
   }
