@@ -86,13 +86,14 @@ class Sim:
     """A fake ComfyUI in its own process."""
 
     def __init__(self, workdir: Path, speed: float = 1.0, node_seconds: float = 0.01, models: str | None = None,
-                 module: str = "tests.fake_comfy", name: str = "sim"):
+                 script: str | None = None, name: str = "sim"):
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.speed = speed
         self.data_dir = workdir / f"{name}_{self.port}"
         self.data_dir.mkdir(parents=True)
-        args = [PYTHON, "-m", module, "--host", HOST, "--port", str(self.port), "--speed", str(speed),
+        launcher = [str(Path(__file__).parent / script)] if script else ["-m", "tests.fake_comfy"]
+        args = [PYTHON, *launcher, "--host", HOST, "--port", str(self.port), "--speed", str(speed),
                 "--node-seconds", str(node_seconds), "--data-dir", str(self.data_dir), "--log-level", "WARNING"]
         if models:
             args += ["--models", models]
@@ -112,7 +113,7 @@ class GatewayProc:
         self.data_dir = workdir / "gateway_data"
         cwd = workdir / "gateway_cwd"  # empty: no gateway.yaml or .env of the repo is picked up
         cwd.mkdir()
-        base = {"GATEWAY_HEALTH_INTERVAL": "1", "GATEWAY_DATABASE": "sqlite"}
+        base = {"GATEWAY_DATABASE": "sqlite"}  # every other setting at its default
         base.update(env or {})
         profile = os.environ.get("BENCH_PROFILE_GATEWAY")  # a file: run the gateway under cProfile
         prefix = [PYTHON, "-m", "cProfile", "-o", profile] if profile else [PYTHON]

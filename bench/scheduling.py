@@ -121,13 +121,16 @@ async def run_gateway(session, gw: GatewayProc, jobs, timeout: float) -> dict:
     makespan = max(listener.done[p] for p in ids) - t0
     await listener.close()
     counts: dict[str, int] = {}
+    last: dict[str, float] = {}
     for pid in ids:
         async with session.get(f"{gw.url}/api/task/{pid}/status") as r:
             status = await r.json()
         if status.get("status") != "done":
             raise RuntimeError(f"job {pid} ended {status}")
         counts[status.get("worker")] = counts.get(status.get("worker"), 0) + 1
-    return {"makespan": makespan, "counts": counts, "submit_seconds": submitted, "errors": listener.errors}
+        last[status.get("worker")] = max(last.get(status.get("worker"), 0.0), listener.done[pid] - t0)
+    return {"makespan": makespan, "counts": counts, "last": last, "submit_seconds": submitted,
+            "errors": listener.errors}
 
 
 async def run_naive(session, sims: list[Sim], jobs, timeout: float) -> dict:
@@ -156,9 +159,12 @@ async def run_naive(session, sims: list[Sim], jobs, timeout: float) -> dict:
     makespan = max(listener.done[p] for p in ids) - t0
     await listener.close()
     counts: dict[str, int] = {}
+    last: dict[str, float] = {}
     for pid in ids:
         counts[where[pid]] = counts.get(where[pid], 0) + 1
-    return {"makespan": makespan, "counts": counts, "submit_seconds": submitted, "errors": listener.errors}
+        last[where[pid]] = max(last.get(where[pid], 0.0), listener.done[pid] - t0)
+    return {"makespan": makespan, "counts": counts, "last": last, "submit_seconds": submitted,
+            "errors": listener.errors}
 
 
 async def main(args) -> None:
@@ -173,8 +179,7 @@ async def main(args) -> None:
         for sim in sims:
             await wait_http(session, sim.url + "/system_stats", sim.proc)
         await wait_http(session, gw.url + "/healthz", gw.proc)
-        ids = await register_workers(session, gw.url, sims)
-        names = {wid: f"speed {sim.speed:g}" for sim in sims for port, wid in ids.items() if port == sim.port}
+        await register_workers(session, gw.url, sims)
         durations = [s for s, _ in jobs]
         print(f"{len(jobs)} jobs, {min(durations):.2f}-{max(durations):.2f} s at speed 1 "
               f"(median {statistics.median(durations):.2f} s), total work {total_work:.1f} s; speeds {SPEEDS}; "
@@ -186,12 +191,12 @@ async def main(args) -> None:
                 results[policy] = await run_gateway(session, gw, jobs, timeout)
                 async with session.get(gw.url + "/api/workers") as r:
                     by_name = {w["name"]: f"speed {w['name'].split('_s')[-1]}" for w in await r.json()}
-                results[policy]["counts"] = {by_name.get(k, k): v for k, v in results[policy]["counts"].items()}
+                for key in ("counts", "last"):
+                    results[policy][key] = {by_name.get(k, k): v for k, v in results[policy][key].items()}
             else:
                 results[policy] = await run_naive(session, sims, jobs, timeout)
             print(f"  {policy}: makespan {results[policy]['makespan']:.2f} s")
             await asyncio.sleep(1.0)
-        del names
 
     print()
     print("makespan / lower bound (lower is better; 1.00 is perfect)   target for the gateway: <= 1.10")
@@ -199,9 +204,11 @@ async def main(args) -> None:
     for policy in ("gateway", "naive"):
         r = results[policy]
         counts = " ".join(f"{r['counts'].get(f'speed {s}', 0):>3}" for s in SPEEDS)
-        rows.append([policy, f"{r['makespan']:.2f}", f"{r['makespan'] / bound:.3f}", counts,
+        ends = " ".join(f"{r['last'].get(f'speed {s}', 0):5.1f}" for s in SPEEDS)
+        rows.append([policy, f"{r['makespan']:.2f}", f"{r['makespan'] / bound:.3f}", counts, ends,
                      f"{r['submit_seconds']:.2f}", len(r["errors"])])
-    print(table(["policy", "makespan s", "/ bound", "jobs on speed 1 2 3 4", "submit s", "errors"], rows))
+    print(table(["policy", "makespan s", "/ bound", "jobs on speed 1 2 3 4", "last done s on 1 2 3 4",
+                 "submit s", "errors"], rows))
     print(f"ideal share of jobs by speed: {' '.join(f'{len(jobs) * s / sum(SPEEDS):.0f}' for s in SPEEDS)}")
     print()
     print("re-run:", rerun_line())
