@@ -28,7 +28,9 @@ from .relay import ClientHub
 from .scheduler import Scheduler
 from .store.store import Store
 from .tracker import JobTracker
+from .shared_state import SharedState
 from .uploads import UploadService
+from .webhooks import WebhookSender
 from .workers import WorkerRegistry
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ class Gateway:
     """The whole service: owns every component and the HTTP server."""
 
     def __init__(self, settings: Settings, ui_dir: Path | None = None):
+        # Peewee logs every query with its parameters at DEBUG, worker passwords included: never let it.
+        logging.getLogger("peewee").setLevel(logging.INFO)
         self.settings = settings
         self.ui_dir = ui_dir or UI_DIR
         self.started_at = time.time()
@@ -73,6 +77,8 @@ class Gateway:
         self.hub = ClientHub(self.cluster_queue_remaining)
         self.events: EventWiring | None = None
         self.comfy_api = ComfyApi(self)
+        self.webhooks: WebhookSender | None = None
+        self.shared: SharedState | None = None
 
     def _make_client(self, worker) -> WorkerClient:
         def auth() -> tuple[str | None, str | None]:
@@ -145,6 +151,11 @@ class Gateway:
                                     self.tracker.on_queue, self.tracker.on_worker_lost)
         self.dispatcher.health = self.health
         self.events = EventWiring(self)
+        self.webhooks = WebhookSender(self.jobs)
+        if self.settings.redis_url:
+            self.shared = SharedState(self.settings.redis_url, self.settings.redis_prefix,
+                                      lambda: self.settings.queue_cache_ttl_seconds)
+            await self.shared.start(self.registry, self.jobs)
         await self.registry.load(self.settings.workers)
         recovered = await self.jobs.load()
         self.events.start(recovered)
@@ -172,6 +183,10 @@ class Gateway:
         if self.events:
             await self.events.stop()
         await self.jobs.flush()
+        if self.webhooks:
+            await self.webhooks.stop()
+        if self.shared:
+            await self.shared.stop()
         if self.server:
             try:
                 await asyncio.wait_for(self.server.close_all_connections(), 2.0)

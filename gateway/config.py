@@ -108,6 +108,7 @@ SETTINGS: tuple[Setting, ...] = (
             "auto (MySQL when MYSQL_DATABASE is set, else SQLite), sqlite, mysql or memory (tests only)."),
     Setting("redis_url", "REDIS_URL", _redis_url, None, "Optional Redis for shared worker-load cache and events.",
             secret=True),
+    Setting("redis_prefix", "GATEWAY_REDIS_PREFIX", str, "comfyui-gateway:", "Prefix of every Redis key and channel."),
     Setting("queue_cache_ttl_seconds", "QUEUE_CACHE_TTL_SECONDS", _positive(float), 5.0,
             "How long a worker's queue snapshot is trusted before it is asked again.", runtime=True),
     Setting("worker_request_timeout", "WORKER_REQUEST_TIMEOUT", _positive(float), 30.0,
@@ -155,6 +156,7 @@ class Settings:
     data_dir: str
     database: str
     redis_url: str | None
+    redis_prefix: str
     queue_cache_ttl_seconds: float
     worker_request_timeout: float
     worker_auth_username: str | None
@@ -199,6 +201,10 @@ class Settings:
             else:
                 out[setting.name] = list(value) if isinstance(value, tuple) else value
         return out
+
+    def __repr__(self) -> str:
+        # Never print secrets, even by accident in a log line or a traceback.
+        return f"Settings({self.public_dict()!r})"
 
     def with_changes(self, changes: Mapping[str, Any]) -> "Settings":
         """A copy with some settings changed, each parsed and validated like at start-up."""

@@ -161,9 +161,12 @@ def _start(runner: GatewayRunner, settings: Settings, opener) -> int | None:
 
 def _on_signals(callback: Callable[[], None]) -> None:
     """Call callback on SIGINT/SIGTERM (Ctrl+C, service stop); the handler runs on the main thread."""
+    def handler(signum, _frame) -> None:
+        logger.info("%s received", signal.Signals(signum).name)
+        callback()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            signal.signal(sig, lambda _sig, _frame: callback())
+            signal.signal(sig, handler)
         except (ValueError, OSError):  # not the main thread
             pass
 
@@ -200,7 +203,7 @@ def run_with_tray(settings: Settings, instance: InstanceLock | None = None, *,
     except Exception as exc:  # no tray backend (no X server, no system tray support): keep serving
         logger.warning("cannot show a tray icon (%s): running headless", exc)
         return _wait_headless(runner, settings, opener)
-    _on_signals(app.quit)
+    _on_signals(lambda: app.stop("signal"))
     if settings.open_browser:
         open_page(runner.url, opener)
     app.run(on_ready)

@@ -121,7 +121,11 @@ class TrayApp:
 
     def quit(self, icon=None, item=None) -> None:
         """Stop the gateway gracefully and end the tray loop."""
-        logger.info("quit from the tray")
+        self.stop("Quit chosen in the tray menu")
+
+    def stop(self, reason: str) -> None:
+        """Stop the gateway gracefully and end the tray loop (Quit, SIGINT/SIGTERM)."""
+        logger.info("stopping: %s", reason)
         self._stopping.set()
         self.runner.request_stop()
         self.icon.stop()
