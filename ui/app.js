@@ -71,6 +71,8 @@ function start() {
   refreshWorkers().catch(() => {});
   refreshRunningJobs().catch(() => {});
   connect();
+  // Worker events carry no "deleted" marker yet, so a slow reload also drops workers removed elsewhere.
+  setInterval(() => { if (!document.hidden) refreshWorkers().catch(() => {}); }, 30000);
 }
 
 start();

@@ -45,7 +45,7 @@ function frame(host, { height, yMax, yFormat, xLabels, label }) {
 export function stackedBars(host, points, { classes, height = 150, label, xLabels, describe }) {
   const total = (p) => p.values.reduce((sum, v) => sum + (v || 0), 0);
   const yMax = niceMax(Math.max(0, ...points.map(total)));
-  const { root, plot } = frame(host, { height, yMax, yFormat: (v) => String(Math.round(v)), xLabels, label });
+  const { root, plot } = frame(host, { height, yMax, yFormat: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)), xLabels, label });
   const slot = plot.w / Math.max(1, points.length);
   const barWidth = Math.max(1, slot - Math.min(3, slot * 0.25));
   points.forEach((point, index) => {

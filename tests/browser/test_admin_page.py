@@ -208,8 +208,22 @@ async def test_operator_session(ui_cluster, open_page):
     assert probe.errors == [], probe.errors
 
 
-async def test_language_defaults_to_browser(ui_cluster, open_page):
-    probe = await open_page(ui_cluster.url + "/", lang="zh")
-    await expect(probe.page.locator('.tabs a[data-view="submit"]')).to_have_text("提交")
-    await expect(probe.page.locator('[data-card="workers_online"] .card-label')).to_have_text("在线 Worker")
+async def test_chinese_by_default_and_live_stream_reconnects(ui_cluster, open_page):
+    cluster = ui_cluster
+    worker = await cluster.post("/api/workers", {"url": "http://127.0.0.1:9/", "name": "far-away"})
+    probe = await open_page(cluster.url + "/", lang="zh")
+    page = probe.page
+    await expect(page.locator('.tabs a[data-view="submit"]')).to_have_text("提交")
+    await expect(page.locator('[data-card="workers_online"] .card-label')).to_have_text("在线 Worker")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "on")
+
+    # The gateway drops the page's event socket: the page says so, reconnects by itself and stays live.
+    for listener in list(cluster.gateway.events._admin_listeners):
+        listener.__self__.close()
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "off")
+    await expect(page.locator("#conn-text")).to_have_text("正在重连…")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "on", timeout=LIVE)
+    status, _ = await cluster.request("PATCH", f"/api/workers/{worker['id']}", json={"name": "renamed-live"})
+    assert status == 200
+    await expect(page.locator(".tile-name")).to_have_text("renamed-live")
     assert probe.errors == [], probe.errors

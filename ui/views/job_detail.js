@@ -51,6 +51,15 @@ export function jobActions(job, { compact = false, onChange = () => {} } = {}) {
   return wrap;
 }
 
+/** "3 of 4 nodes done · node 2: 7/20" while running; just the node count otherwise. */
+export function nodesNote(job) {
+  const p = job.progress || {};
+  if (!p.nodes_total) return "";
+  const text = t("nodes_done", { done: p.nodes_done || 0, total: p.nodes_total });
+  if (job.state !== "running" || p.node === null || p.node === undefined) return text;
+  return `${text} · ${t("node_step", { node: p.node, value: p.value || 0, max: p.max || 0 })}`;
+}
+
 function errorBlock(error) {
   if (!error) return null;
   const { type, message, ...rest } = error;
@@ -61,7 +70,7 @@ function errorBlock(error) {
 }
 
 /** Open the detail dialog of job `promptId`. */
-export async function openJobDetail(promptId, { onClose } = {}) {
+export function openJobDetail(promptId, { onClose } = {}) {
   const body = h("div.detail-body", {}, h("span.muted", {}, t("loading")));
   const title = h("h2", {}, t("job"), " ", h("span.mono", {}, promptId));
   const closeButton = h("button.btn", { type: "button" }, t("close"));
@@ -73,14 +82,18 @@ export async function openJobDetail(promptId, { onClose } = {}) {
   closeButton.addEventListener("click", close);
   dialog.addEventListener("cancel", (event) => { event.preventDefault(); close(); });
   dialog.showModal();
+  load(promptId, body, (fn) => { unsubscribe = fn; });
+  return { dialog, close };
+}
 
+async function load(promptId, body, setUnsubscribe) {
   let job;
   try {
     job = await api.task(promptId);
   } catch (error) {
     setChildren(body);
     showError(body, error);
-    return dialog;
+    return;
   }
   const bar = progressBar(job.progress ? job.progress.percent : 0);
   const stateCell = h("dd");
@@ -122,8 +135,7 @@ export async function openJobDetail(promptId, { onClose } = {}) {
     setText(timing.run, fmtSeconds(job.run_seconds));
     const p = job.progress || {};
     setProgress(bar, p.percent || 0, job.state);
-    setText(progressNote, p.nodes_total ? t("nodes_progress", { done: p.nodes_done || 0, total: p.nodes_total,
-      node: p.node ?? "—", value: p.value || 0, max: p.max || 0 }) : "");
+    setText(progressNote, nodesNote(job));
     if (shownState !== job.state) {
       shownState = job.state;
       setChildren(actionsHost, jobActions(job, { onChange: render }));
@@ -133,8 +145,7 @@ export async function openJobDetail(promptId, { onClose } = {}) {
     }
   }
   render(job);
-  unsubscribe = on("job", (data) => {
+  setUnsubscribe(on("job", (data) => {
     if (data.job && data.job.prompt_id === promptId) render({ ...job, ...data.job });
-  });
-  return dialog;
+  }));
 }

@@ -230,11 +230,14 @@ export function mount(container, { navigate }) {
       load();
       const id = params.get("job");
       if (id && !detail) {
-        detail = openJobDetail(id, { onClose: () => { detail = null; navigate("#/jobs"); } });
+        detail = openJobDetail(id, { onClose: () => { if (detail) { detail = null; navigate("#/jobs"); } } });
       }
     },
     hide() {
       visible = false;
+      const open = detail;
+      detail = null; // closing because the view changed: stay on the new view
+      if (open) open.close();
     },
   };
 }

@@ -59,13 +59,13 @@ export function mount(container) {
 
   const readOnly = h("dl.kv.readonly");
   const tokenInput = h("input#admin-token", { type: "password", autocomplete: "off", value: getToken() });
-  const tokenButton = h("button.btn", { type: "button", "data-i18n": "save_token" });
+  const tokenButton = h("button.btn", { type: "submit", "data-i18n": "save_token" });
   const tokenState = h("span.small.muted", { role: "status" });
   const side = h("div.side",
     h("section.panel", { "aria-labelledby": "h-readonly" },
       h("div.panel-head", {}, h("h2#h-readonly", { "data-i18n": "settings_readonly" })),
       h("p.hint", { "data-i18n": "settings_readonly_hint" }), readOnly),
-    h("section.panel", { "aria-labelledby": "h-token" },
+    h("form.panel#token-form", { "aria-labelledby": "h-token" },
       h("div.panel-head", {}, h("h2#h-token", { "data-i18n": "access_token" })),
       h("p.hint", { "data-i18n": "access_token_hint" }),
       h("div.field", {}, h("label", { for: "admin-token", "data-i18n": "token" }), tokenInput),
@@ -165,7 +165,8 @@ export function mount(container) {
     });
   });
 
-  tokenButton.addEventListener("click", () => {
+  side.querySelector("#token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
     setToken(tokenInput.value.trim());
     setText(tokenState, t(tokenInput.value.trim() ? "token_saved" : "token_cleared"));
     reconnect();

@@ -7,7 +7,7 @@ import { t, onLanguage } from "../i18n.js";
 import { state, on, upsertJob } from "../live.js";
 import { sampleWorkflow } from "../sample.js";
 import { showOutputs } from "./outputs.js";
-import { jobActions } from "./job_detail.js";
+import { jobActions, nodesNote } from "./job_detail.js";
 
 const FINAL = ["done", "failed"];
 
@@ -135,10 +135,7 @@ export function mount(container) {
     setProgress(entry.bar, job.progress ? job.progress.percent : 0, job.state);
     setText(workerEl, job.worker ? `→ ${job.worker}` : "");
     setText(timeEl, job.run_seconds ? fmtSeconds(job.run_seconds) : fmtTime(job.created_at));
-    const p = job.progress || {};
-    setText(entry.note, job.state === "running" && p.nodes_total
-      ? t("nodes_progress", { done: p.nodes_done || 0, total: p.nodes_total, node: p.node ?? "—", value: p.value || 0,
-        max: p.max || 0 })
+    setText(entry.note, job.state === "running" ? nodesNote(job)
       : job.state === "queued" && job.queue_position !== null && job.queue_position !== undefined
         ? t("position_n", { n: job.queue_position + 1 }) : "");
     if (entry.state === job.state) return;
