@@ -149,7 +149,7 @@ class ComfyApi:
         count = max(0, min(count, total - start))
         if count == 0:
             return {}
-        rows = (await self.gw.store.list_jobs(state=["done", "failed"], limit=count,
+        rows = (await self.gw.store.list_jobs(state=["done", "failed"], limit=count, include_payload=True,
                                               offset=max(0, total - start - count)))["items"]
         rows.sort(key=lambda row: (row.get("finished_at") or 0, row["seq"]))
         return {row["prompt_id"]: with_urls(row["history"], row["prompt_id"], base_url)
