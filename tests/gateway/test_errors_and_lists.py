@@ -154,7 +154,7 @@ async def test_worker_load_and_job_events_are_mirrored_to_redis(tmp_path):
         assert any(e["kind"] == "job" and e["prompt_id"] == answer["prompt_id"] and e["state"] == "done"
                    for e in events)
     finally:
-        await pubsub.close()
+        await pubsub.aclose()
         keys = [key async for key in client.scan_iter(prefix + "*")]
         if keys:
             await client.delete(*keys)
