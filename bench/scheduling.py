@@ -102,6 +102,28 @@ async def wait_all(listener: Completions, ids: list[str], timeout: float, sessio
         raise RuntimeError(f"{len(missing)} of {len(ids)} jobs not completed after {timeout:.0f} s{detail}")
 
 
+async def run_times(session, history_url: str, ids: list[str], where: dict) -> dict:
+    """Per worker: [(start, end)] of its jobs, from the history messages' timestamps (the worker's clock)."""
+    spans: dict[str, list] = {}
+    for pid in ids:
+        async with session.get(history_url.format(pid)) as r:
+            entry = (await r.json()).get(pid) or {}
+        stamps = {m[0]: m[1].get("timestamp") for m in (entry.get("status") or {}).get("messages", [])}
+        if stamps.get("execution_start") and stamps.get("execution_success"):
+            spans.setdefault(where[pid], []).append((stamps["execution_start"] / 1000,
+                                                     stamps["execution_success"] / 1000))
+    return spans
+
+
+def idle_gaps(spans: dict) -> list[float]:
+    """Seconds each worker sat idle between the end of one job and the start of its next."""
+    gaps = []
+    for runs in spans.values():
+        runs.sort()
+        gaps += [max(0.0, b[0] - a[1]) for a, b in zip(runs, runs[1:])]
+    return gaps
+
+
 async def run_gateway(session, gw: GatewayProc, jobs, timeout: float) -> dict:
     """All jobs through the gateway; returns makespan, per-worker counts."""
     listener = Completions()
@@ -129,8 +151,14 @@ async def run_gateway(session, gw: GatewayProc, jobs, timeout: float) -> dict:
             raise RuntimeError(f"job {pid} ended {status}")
         counts[status.get("worker")] = counts.get(status.get("worker"), 0) + 1
         last[status.get("worker")] = max(last.get(status.get("worker"), 0.0), listener.done[pid] - t0)
-    return {"makespan": makespan, "counts": counts, "last": last, "submit_seconds": submitted,
-            "errors": listener.errors}
+    where = {}
+    for pid in ids:
+        async with session.get(f"{gw.url}/api/task/{pid}/status") as r:
+            where[pid] = (await r.json()).get("worker")
+    spans = await run_times(session, gw.url + "/api/history/{}", ids, where)
+    modeled = sum(sec / float(where[pid].rsplit("_s", 1)[-1]) for pid, (sec, _) in zip(ids, jobs))
+    return {"modeled_busy": modeled, "makespan": makespan, "counts": counts, "last": last, "submit_seconds": submitted,
+            "errors": listener.errors, "spans": spans}
 
 
 async def run_naive(session, sims: list[Sim], jobs, timeout: float) -> dict:
@@ -163,8 +191,13 @@ async def run_naive(session, sims: list[Sim], jobs, timeout: float) -> dict:
     for pid in ids:
         counts[where[pid]] = counts.get(where[pid], 0) + 1
         last[where[pid]] = max(last.get(where[pid], 0.0), listener.done[pid] - t0)
-    return {"makespan": makespan, "counts": counts, "last": last, "submit_seconds": submitted,
-            "errors": listener.errors}
+    spans = {}
+    for sim in sims:
+        mine = [p for p in ids if where[p] == f"speed {sim.speed:g}"]
+        spans.update(await run_times(session, sim.url + "/history/{}", mine, where))
+    modeled = sum(sec / float(where[pid].split()[-1]) for pid, (sec, _) in zip(ids, jobs))
+    return {"modeled_busy": modeled, "makespan": makespan, "counts": counts, "last": last, "submit_seconds": submitted,
+            "errors": listener.errors, "spans": spans}
 
 
 async def main(args) -> None:
@@ -209,6 +242,22 @@ async def main(args) -> None:
                      f"{r['submit_seconds']:.2f}", len(r["errors"])])
     print(table(["policy", "makespan s", "/ bound", "jobs on speed 1 2 3 4", "last done s on 1 2 3 4",
                  "submit s", "errors"], rows))
+    print()
+    print("where the time goes (from the workers' own execution_start/execution_success timestamps; 'modeled' is"
+          " the sum of\nthe jobs' nominal durations on the workers they ran on, 'measured' what the simulators took)")
+    rows = []
+    for policy in ("gateway", "naive"):
+        spans = results[policy]["spans"]
+        gaps = idle_gaps(spans)
+        busy = sum(e - b for runs in spans.values() for b, e in runs)
+        rows.append([policy, sum(len(r) for r in spans.values()), f"{results[policy]['modeled_busy']:.1f}",
+                     f"{busy:.1f}", f"{results[policy]['makespan'] / (busy / len(SPEEDS)):.3f}",
+                     f"{statistics.median(gaps) * 1000:.0f}" if gaps else "-",
+                     f"{sum(gaps):.1f}"])
+    print(table(["policy", "jobs timed", "busy s modeled", "busy s measured", "makespan / (busy/4)",
+                 "median idle gap between jobs, ms",
+                 "idle gaps s (sum over workers)"], rows))
+
     print(f"ideal share of jobs by speed: {' '.join(f'{len(jobs) * s / sum(SPEEDS):.0f}' for s in SPEEDS)}")
     print()
     print("re-run:", rerun_line())
