@@ -78,6 +78,13 @@ export const api = {
   speeds: () => request("GET", "/api/ui/speeds"),
 };
 
+/** A URL the browser loads by itself (img src, links): the token goes in ?api_key= when one is set. */
+export function withToken(url) {
+  const token = getToken();
+  if (!token) return url;
+  return `${url}${url.includes("?") ? "&" : "?"}api_key=${encodeURIComponent(token)}`;
+}
+
 /** The WebSocket URL of the admin event stream (token as ?api_key=, since sockets cannot send headers). */
 export function eventsUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";

@@ -407,6 +407,7 @@ export const ZH = {
   "setting.queue_cache_ttl_seconds": "队列缓存时间",
   "setting.default_max_queue": "默认最大队列",
   "setting.max_retries": "重试次数",
+  "setting_hint.worker_auth_username": "WORKER_AUTH_USERNAME",
   "setting_hint.worker_request_timeout": "等待 Worker 响应的秒数。",
   "setting_hint.worker_auth_password": "WORKER_AUTH_PASSWORD — 从不显示，只显示是否已设置。",
   "setting_hint.queue_cache_ttl_seconds": "Worker 队列快照的可信时长。",

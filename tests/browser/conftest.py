@@ -66,7 +66,7 @@ async def browser():
 class PageProbe:
     """A page plus what it logged: console errors and uncaught exceptions.
 
-    Chromium logs every HTTP error answer as a console error ("Failed to load resource"); a test that
+    Chromium logs every HTTP error answer (and refused WebSocket) as a console error; a test that
     provokes one on purpose names its path with allow_http_error() so only that one is let through.
     """
 
@@ -88,9 +88,13 @@ class PageProbe:
     @property
     def errors(self) -> list[str]:
         """Console errors and page exceptions, less the HTTP errors the test asked for."""
-        return [text for text, url in self._errors
-                if not (text.startswith("console.error: Failed to load resource")
-                        and any(part in url for part in self._allowed))]
+        def expected(text: str, url: str) -> bool:
+            if text.startswith("console.error: Failed to load resource"):
+                return any(part in url for part in self._allowed)
+            if text.startswith("console.error: WebSocket connection to"):
+                return any(part in text for part in self._allowed)
+            return False
+        return [text for text, url in self._errors if not expected(text, url)]
 
 
 @pytest.fixture

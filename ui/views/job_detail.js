@@ -1,6 +1,6 @@
 // One job's detail dialog: status, live progress, timings, error, outputs, and the actions it allows.
 
-import { api } from "../api.js";
+import { api, withToken } from "../api.js";
 import { h, setChildren, setText, fmtTime, fmtSeconds, progressBar, setProgress, badge, busy, confirmDialog,
   showError } from "../dom.js";
 import { t } from "../i18n.js";
@@ -117,8 +117,8 @@ async function load(promptId, body, setUnsubscribe) {
   setChildren(body, h("div.detail-top", {}, dl,
     h("div", {}, h("h3", {}, t("progress")), bar, progressNote, actionsHost, errorHost)),
   h("h3", {}, t("outputs")), outputs,
-  h("p.small", {}, h("a.link", { href: `/api/task/${promptId}/status`, target: "_blank" }, t("raw_status")), " · ",
-    h("a.link", { href: `/api/history/${promptId}`, target: "_blank" }, t("raw_history"))));
+  h("p.small", {}, h("a.link", { href: withToken(`/api/task/${promptId}/status`), target: "_blank" }, t("raw_status")), " · ",
+    h("a.link", { href: withToken(`/api/history/${promptId}`), target: "_blank" }, t("raw_history"))));
 
   let shownState = null;
   function render(current) {

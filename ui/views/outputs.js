@@ -1,6 +1,6 @@
 // Output thumbnails from a job's history (each file entry carries a gateway /api/view url).
 
-import { api } from "../api.js";
+import { api, withToken } from "../api.js";
 import { h, setChildren } from "../dom.js";
 import { t } from "../i18n.js";
 
@@ -22,16 +22,17 @@ export function outputFiles(record) {
 }
 
 function thumb(file) {
+  const url = withToken(file.url);
   const label = `${file.filename} (${t("node")} ${file.node})`;
   let media;
   if (VIDEO.test(file.filename)) {
-    media = h("video", { src: file.url, muted: true, controls: true, preload: "metadata", "aria-label": label });
+    media = h("video", { src: url, muted: true, controls: true, preload: "metadata", "aria-label": label });
   } else if (IMAGE.test(file.filename)) {
-    media = h("img", { src: file.url, alt: label, loading: "lazy", decoding: "async" });
+    media = h("img", { src: url, alt: label, loading: "lazy", decoding: "async" });
   } else {
     media = h("span.file-icon", {}, file.filename.split(".").pop().toUpperCase());
   }
-  return h("figure.thumb", {}, h("a", { href: file.url, target: "_blank", rel: "noopener", title: label }, media),
+  return h("figure.thumb", {}, h("a", { href: url, target: "_blank", rel: "noopener", title: label }, media),
     h("figcaption", {}, file.filename));
 }
 
