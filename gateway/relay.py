@@ -24,6 +24,7 @@ class ClientConnection:
     def __init__(self, sid: str, send: Callable, close: Callable):
         self.sid = sid
         self.supports_preview_metadata = False
+        self.closed = False
         self._send = send
         self._close = close
         self._queue: asyncio.Queue = asyncio.Queue(CLIENT_QUEUE_LIMIT)
@@ -31,6 +32,8 @@ class ClientConnection:
 
     def put(self, frame: str | bytes) -> None:
         """Queue a frame; a client too slow to keep up is disconnected instead of slowing others."""
+        if self.closed:
+            return
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
@@ -47,7 +50,8 @@ class ClientConnection:
                 return
 
     def shutdown(self) -> None:
-        """Stop the writer."""
+        """Stop the writer; later frames are dropped."""
+        self.closed = True
         self._writer.cancel()
 
 

@@ -160,10 +160,10 @@ class JobTracker:
     def lost(self, job: Job, worker, started: bool, reason: str) -> None:
         """A job whose worker lost it: requeue, retry elsewhere or fail, as the scheduler rules."""
         max_retries = self._settings().max_retries
-        action = self.dispatcher.scheduler.after_worker_lost(started, job.attempts, max_retries)
         if started:
-            job.attempts += 1
+            job.attempts += 1  # counts lost runs, this one included
             job.excluded_workers.add(worker.id)
+        action = self.dispatcher.scheduler.after_worker_lost(started, job.attempts, max_retries)
         if action == "fail":
             self.jobs.finish(job, FAILED, {"type": "worker_lost", "message": f"{reason}; "
                                            f"gave up after {job.attempts} attempt(s)", "worker": worker.name})
