@@ -14,7 +14,7 @@ DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
 def job_row(seq: int, state: str, created_at: float, worker_id: int | None = None, run: float = 4.0,
-            client_id: str | None = None, priority: int = 0, error: dict | None = None) -> dict:
+            client_id: str | None = None, priority: int = 0, error: dict | None = None, wait: float = 0.5) -> dict:
     """One stored job row (Job.row()) with plausible timings for its state."""
     job = Job(prompt_id=str(uuid.uuid4()), gateway_job_id=str(uuid.uuid4()), seq=seq,
               body={"prompt": {}}, client_id=client_id, priority=priority, number=seq, state=state,
@@ -22,9 +22,9 @@ def job_row(seq: int, state: str, created_at: float, worker_id: int | None = Non
     if state in ("submitted", "running", "done", "failed"):
         job.submitted_at = created_at + 0.2
     if state in ("running", "done") or (state == "failed" and error and error.get("type") != "cancelled"):
-        job.started_at = created_at + 0.5
+        job.started_at = created_at + wait
     if state in ("done", "failed"):
-        job.finished_at = created_at + 0.5 + run
+        job.finished_at = created_at + wait + run
         job.error = error if state == "failed" else None
     job.progress = Progress(nodes_total=4)
     if state == "done":
@@ -48,7 +48,8 @@ def history_rows(worker_ids: list[int], start_seq: int, now: float | None = None
             created = now - minute * 60 + rng.uniform(0, 50) - run
             rows.append(job_row(seq, "failed" if failed else "done", created, rng.choice(worker_ids), run,
                                 client_id=rng.choice(["n8n-flow", "studio-tool", "batch-script"]),
-                                error={"type": "execution_error", "message": "CUDA out of memory"} if failed else None))
+                                error={"type": "execution_error", "message": "CUDA out of memory"} if failed else None,
+                                wait=rng.uniform(0.1, 4.0)))
     return rows
 
 

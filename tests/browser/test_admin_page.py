@@ -8,9 +8,6 @@ docs/img/. The page must log no console errors.
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from playwright.async_api import expect
 
 from tests.fake_comfy import sample_workflow, slow_workflow
