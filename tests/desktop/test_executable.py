@@ -86,7 +86,7 @@ def submit(url: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 @pytest.mark.skipif(sys.platform.startswith("win"), reason="SIGTERM and the browser stub are POSIX")
 def test_executable_serves_stops_on_sigterm_and_keeps_its_queue(executable, tmp_path, capsys):
     exe, build_seconds = executable
@@ -157,3 +157,34 @@ def test_executable_serves_stops_on_sigterm_and_keeps_its_queue(executable, tmp_
         print(f"\n[desktop] executable {exe.name}: {size_mb:.1f} MB (built in {build_seconds:.0f} s); "
               f"launch to healthy /healthz: {healthy_first:.2f} s first start, {healthy_again:.2f} s restart")
     assert size_mb < MAX_SIZE_MB
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the bundled X tray backend is Linux's")
+def test_executable_tray_docks_opens_the_page_and_stops_on_sigterm(executable, tmp_path, xvfb):
+    from tests.desktop.systray import FakeSystemTray
+    exe, _ = executable
+    home, log = tmp_path / "home", tmp_path / "gateway-exe.log"
+    home.mkdir()
+    opened, browser = tmp_path / "opened.txt", tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" >> "{opened}"\n')
+    browser.chmod(browser.stat().st_mode | stat.S_IEXEC)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    systray = FakeSystemTray(xvfb)
+    # a double-click: no arguments besides the port; the tray and the browser are the executable's defaults
+    launch = Launch(exe, ["--port", str(port)], clean_env(home, DISPLAY=xvfb, BROWSER=str(browser)), tmp_path, log)
+    try:
+        launch.wait_healthy(url)
+        window = systray.wait_docked(10)
+        assert window, f"the executable's tray icon did not dock:\n{log.read_text()}"
+        wait_for(lambda: "workers online" in systray.window_name(window), 10, "the tooltip")
+        wait_for(lambda: opened.is_file() and opened.read_text().strip(), 10, "the admin page to open")
+        assert opened.read_text().split() == [url]
+        assert launch.terminate() == 0, log.read_text()
+        assert "stopped" in log.read_text()
+    finally:
+        if launch.process.poll() is None:
+            launch.process.kill()
+        systray.close()

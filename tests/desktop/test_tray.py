@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import importlib
 import sys
 import threading
@@ -105,6 +106,9 @@ def test_tray_menu_drives_the_gateway(tmp_path, x_tray):
     assert not app.runner.alive, "Quit stops the gateway thread"
     assert app.runner.stopped_cleanly
     assert not port_open(seen["port"]), "Quit closes the port"
+    seen.clear()
+    del app
+    gc.collect()  # pystray's X icon closes its display connection when collected: before Xvfb goes away
 
 
 @pytest.mark.timeout(60)
