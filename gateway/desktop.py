@@ -73,7 +73,10 @@ class GatewayRunner:
             self.port = await self.gateway.start()
         except BaseException as exc:
             self.error = exc
-            await self.gateway.stop()
+            try:  # undo what the start did (background tasks, the store) before reporting
+                await self.gateway.stop()
+            except Exception:
+                logger.debug("cleanup after a failed start failed", exc_info=True)
             self._ready.set()
             return
         self._ready.set()
