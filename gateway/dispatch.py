@@ -87,23 +87,20 @@ class Dispatcher:
                            speed=speed, busy_remaining_seconds=busy,
                            capabilities=worker.capabilities)
 
-    def _plan(self, extra: Job | None = None) -> list:
-        if self.paused:
+    def _plan(self) -> list:
+        waiting = self.jobs.waiting()
+        if self.paused or not waiting:
             return []
         now = time.time()
         workers = [self.worker_state(w, now) for w in self.registry.all()]
         if not any(self.scheduler.has_room(w) for w in workers):
             return []  # nothing can move: skip building the queue view (it may hold thousands of jobs)
-        queued = [self.jobs.queued_view(j) for j in self.jobs.active.values() if j.state == QUEUED]
-        if extra is not None:
-            queued.append(self.jobs.queued_view(extra))
-        if not queued:
-            return []
+        queued = [self.jobs.queued_view(j) for j in waiting]
         return self.scheduler.plan(now, workers, queued, default_cost=self.cost_model.default_cost())
 
     def _claim(self, job: Job, worker) -> None:
         # Synchronously, before any await, so a concurrent round sees the slot as taken.
-        job.state, job.worker_id = SUBMITTED, worker.id
+        self.jobs.place(job, SUBMITTED, worker.id)
         job.submitted_at = None
         job.lost_since = None
         worker.sent_since_report += 1
@@ -131,7 +128,7 @@ class Dispatcher:
 
     def claim_now(self, job: Job):
         """Fast path: the worker the new job can go to right now (claimed), or None."""
-        assignments = self._plan(extra=job)
+        assignments = self._plan()  # the new job is already in the gateway queue
         chosen = None
         for assignment in assignments:
             if assignment.prompt_id == job.prompt_id:
@@ -143,14 +140,21 @@ class Dispatcher:
         return chosen
 
     async def submit_now(self, job: Job, worker, object_info: dict | None) -> tuple[int, dict]:
-        """Fast path: persist, forward at once and return the worker's own answer."""
+        """Fast path: persist and forward at the same time; answer with the worker's own answer.
+
+        The row (already saying "submitted to this worker") is written while the request travels, and
+        the client is answered only after both. A crash in between leaves at worst a job the worker
+        runs that the client was never told about; never one that runs twice.
+        """
+        insert = asyncio.ensure_future(self.jobs.store.insert_job(job.row()))
+        sending = asyncio.ensure_future(self._send(job, worker))
         try:
-            await self.jobs.store.insert_job(job.row())
+            await insert
         except Exception:
-            self.jobs.active.pop(job.prompt_id, None)
+            await self._withdraw(job, worker, sending)
             raise
         self.jobs.notify(job, "submitted")
-        status, body = await self._send(job, worker)
+        status, body = await sending
         if status == 200:
             answer = self.jobs.answer(job, body.get("node_errors") if isinstance(body, dict) else {})
             return 200, answer
@@ -164,6 +168,17 @@ class Dispatcher:
                                                "details": result.error_body})
                 return 400, result.error_body
         return 200, self.jobs.answer(job)
+
+    async def _withdraw(self, job: Job, worker, sending: asyncio.Future) -> None:
+        """The job could not be stored: take it back from the worker and forget it."""
+        status, _ = await sending
+        self.jobs.forget(job)
+        if status == 200:
+            try:
+                await worker.client.request("POST", "/queue", json_body={"delete": [job.prompt_id]})
+                await worker.client.request("POST", "/interrupt", json_body={"prompt_id": job.prompt_id})
+            except GatewayError:
+                logger.warning("could not withdraw unstored job %s from %s", job.prompt_id, worker.name)
 
     async def _send_background(self, job: Job, worker) -> None:
         try:
@@ -229,7 +244,8 @@ class Dispatcher:
             worker = self.registry.get(job.worker_id)
             if worker and worker.sent_since_report > 0:
                 worker.sent_since_report -= 1
-        job.state, job.worker_id, job.submitted_at = QUEUED, None, None
+        self.jobs.place(job, QUEUED, None)
+        job.submitted_at = None
         job.progress.node, job.progress.value, job.progress.max = None, 0.0, 0.0
         job.progress.done_nodes.clear()
         job.progress.cached_nodes.clear()

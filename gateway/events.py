@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from .monitor import WorkerMonitor
 from .relay import PREVIEW_WITH_METADATA, job_prompt_id_of_preview
 
 logger = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL = 0.25  # seconds between progress updates of one job on the admin stream
 
 
 class EventWiring:
@@ -18,6 +21,7 @@ class EventWiring:
         self.gw = gateway
         self.monitors: dict[int, WorkerMonitor] = {}
         self._admin_listeners: set = set()
+        self._last_progress: dict[str, float] = {}
 
     def start(self, recovered_jobs: list) -> None:
         """Hook listeners, open monitors, and let the tracker settle jobs reloaded from the store."""
@@ -80,7 +84,8 @@ class EventWiring:
             gw.health.check_soon()
         elif event == "updated" and not worker.enabled:
             gw.tracker.on_worker_disabled(worker)
-        self._emit("worker", worker.public_dict())
+        if self._admin_listeners:
+            self._emit("worker", {**worker.public_dict(), "event": event})
         gw.hub.status_changed()
         gw.dispatcher.wake()
 
@@ -116,6 +121,21 @@ class EventWiring:
         gw.hub.forward_binary(event_type, frame, job, running)
 
     def _on_job_change(self, job, event: str) -> None:
-        if event in ("queued", "submitted", "finished", "started"):
+        if event in ("queued", "finished"):
             self.gw.hub.status_changed()
+        if not self._admin_listeners:
+            return
+        now = time.monotonic()
+        if event == "progress":
+            # The admin page needs a few progress updates a second, not one per sampler step.
+            if now - self._last_progress.get(job.prompt_id, 0.0) < PROGRESS_INTERVAL:
+                return
+            self._last_progress[job.prompt_id] = now
+        elif event == "finished":
+            self._last_progress.pop(job.prompt_id, None)
         self._emit("job", {"event": event, "job": job.status_dict(self.gw.jobs.worker_name(job), None)})
+
+    def emit_summary(self) -> None:
+        """Push the cluster summary (e.g. after dispatching was paused or resumed)."""
+        if self._admin_listeners:
+            self._emit("summary", self.gw.summary())

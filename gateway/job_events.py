@@ -87,7 +87,7 @@ def apply_event(job: Job, event_type: str, data: dict, now: float) -> str | None
 
 def _start(job: Job, now: float) -> str | None:
     if job.state == SUBMITTED:
-        job.state = RUNNING
+        job.state = RUNNING  # same worker: the per-worker index stays valid
         job.started_at = job.started_at or now
         return "started"
     return None

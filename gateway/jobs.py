@@ -36,6 +36,8 @@ class JobService:
         self.active: dict[str, Job] = {}
         self.recent: OrderedDict[str, Job] = OrderedDict()
         self._by_gateway_id: dict[str, str] = {}
+        self._on_worker: dict[int, dict[str, Job]] = {}  # worker id -> its active jobs (hot path index)
+        self._waiting: dict[str, Job] = {}  # jobs in state queued: the gateway's own queue
         self._seq = 0
         self._listeners: list[Callable[[Job, str], None]] = []
         self.dispatcher = None  # set by the app: the Dispatcher that sends queued jobs to workers
@@ -97,7 +99,7 @@ class JobService:
 
     def queued(self) -> list[Job]:
         """Jobs waiting in the gateway, in the order they will be dispatched."""
-        waiting = [job for job in self.active.values() if job.state == QUEUED]
+        waiting = self.waiting()
         order = self.scheduler.order([self.queued_view(job) for job in waiting])
         by_id = {job.prompt_id: job for job in waiting}
         return [by_id[item.prompt_id] for item in order]
@@ -149,8 +151,7 @@ class JobService:
         if request.prompt_id and (self.get(request.prompt_id) or await self.store.get_job(request.prompt_id)):
             raise ComfyError(409, {"error": "prompt_id already exists"})
         job = self._new_job(request)
-        capable = [w for w in online if w.capabilities is None or self.scheduler.eligible(
-            self.queued_view(job), self.dispatcher.worker_state(w))]
+        capable = [w for w in online if w.capabilities is None or w.capabilities.missing(job.requirements).empty]
         if not capable:
             raise self._no_capable_worker(job, online)
         info = next((w.object_info for w in capable if w.object_info), None)
@@ -192,12 +193,30 @@ class JobService:
     def _track(self, job: Job) -> None:
         self.active[job.prompt_id] = job
         self._by_gateway_id[job.gateway_job_id] = job.prompt_id
+        self.place(job, job.state, job.worker_id)
+
+    def place(self, job: Job, state: str, worker_id: int | None) -> None:
+        """Set a job's state and worker, keeping the per-worker and waiting indexes right."""
+        if job.worker_id is not None:
+            self._on_worker.get(job.worker_id, {}).pop(job.prompt_id, None)
+        self._waiting.pop(job.prompt_id, None)
+        job.state, job.worker_id = state, worker_id
+        if job.prompt_id not in self.active:
+            return
+        if worker_id is not None and state in (SUBMITTED, RUNNING):
+            self._on_worker.setdefault(worker_id, {})[job.prompt_id] = job
+        elif state == QUEUED:
+            self._waiting[job.prompt_id] = job
+
+    def waiting(self) -> list[Job]:
+        """Jobs in the gateway's queue, unordered."""
+        return list(self._waiting.values())
 
     async def _accept_queued(self, job: Job, object_info: dict | None) -> tuple[int, dict]:
         if object_info:
             result = validate_prompt(job.prompt, object_info, self.uploads.known_names())
             if not result.ok:
-                self._forget(job)
+                self.forget(job)
                 return 400, result.error_body
             node_errors = result.node_errors
         else:
@@ -205,15 +224,19 @@ class JobService:
         try:
             await self.store.insert_job(job.row())
         except Exception:
-            self._forget(job)
+            self.forget(job)
             raise
         logger.info("job %s queued in the gateway (priority %d)", job.prompt_id, job.priority)
         self.notify(job, "queued")
         self.dispatcher.wake()
         return 200, self.answer(job, node_errors)
 
-    def _forget(self, job: Job) -> None:
+    def forget(self, job: Job) -> None:
+        """Drop a job that was never accepted."""
         self.active.pop(job.prompt_id, None)
+        self._waiting.pop(job.prompt_id, None)
+        if job.worker_id is not None:
+            self._on_worker.get(job.worker_id, {}).pop(job.prompt_id, None)
         self._by_gateway_id.pop(job.gateway_job_id, None)
 
     def answer(self, job: Job, node_errors: dict | None = None) -> dict:
@@ -241,7 +264,7 @@ class JobService:
         """Move a job to done or failed, persist it and keep it among the recent ones."""
         if not job.active:
             return
-        job.state = state
+        self.place(job, state, job.worker_id)
         job.finished_at = time.time()
         if error is not None:
             job.error = error
@@ -281,7 +304,7 @@ class JobService:
 
     def active_on(self, worker_id: int) -> list[Job]:
         """Active jobs sent to a worker."""
-        return [j for j in self.active.values() if j.worker_id == worker_id and j.state in (SUBMITTED, RUNNING)]
+        return list(self._on_worker.get(worker_id, {}).values())
 
 
 __all__ = ["JobService", "ACTIVE_STATES", "DONE", "FAILED", "RUNNING"]

@@ -96,7 +96,11 @@ class ClientHub:
 
     def _broadcast_status(self) -> None:
         self._status_scheduled = False
-        frame = self.status_frame()
+        remaining = self._cluster_queue()
+        if remaining == self._last_status:
+            return  # ComfyUI speaks when its queue changes; an unchanged count is not news
+        self._last_status = remaining
+        frame = json.dumps({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": remaining}}}})
         for conn in list(self._clients.values()):
             conn.put(frame)
 

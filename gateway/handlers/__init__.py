@@ -6,6 +6,7 @@ from .admin import NotFoundHandler, admin_routes
 from .comfy import comfy_routes
 from .files import file_routes
 from .tasks import task_routes
+from .ui_support import ui_support_routes
 from .workers import worker_routes
 from .ws import ws_routes
 
@@ -13,4 +14,4 @@ from .ws import ws_routes
 def routes(gateway) -> list:
     """Every route of the gateway; unknown paths end in NotFoundHandler."""
     return [*comfy_routes(), *file_routes(), *ws_routes(), *worker_routes(), *task_routes(),
-            *admin_routes(gateway.ui_dir), (r".*", NotFoundHandler)]
+            *ui_support_routes(), *admin_routes(gateway.ui_dir), (r".*", NotFoundHandler)]

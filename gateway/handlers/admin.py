@@ -60,7 +60,8 @@ class SettingsHandler(BaseHandler):
         try:
             await self.gw.update_settings(body)
         except ValueError as exc:
-            raise BadRequest(str(exc)) from None
+            field = next((name for name in body if name in str(exc)), None)
+            raise BadRequest(str(exc), extra={"field": field} if field else None) from None
         self.write_json(self._view())
 
     def _view(self) -> dict:
@@ -94,6 +95,7 @@ class DispatchHandler(BaseHandler):
         if not isinstance(paused, bool):
             raise BadRequest("field 'paused' must be true or false", extra={"field": "paused"})
         (self.gw.dispatcher.pause if paused else self.gw.dispatcher.resume)()
+        self.gw.events.emit_summary()
         self.write_json({"paused": self.gw.dispatcher.paused})
 
 

@@ -19,6 +19,9 @@ PASSED_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Content-Di
                   "ETag", "Last-Modified", "Cache-Control", "X-Content-Type-Options", "Vary")
 FORWARDED_REQUEST_HEADERS = ("Range", "If-None-Match", "If-Modified-Since", "If-Range")
 CHUNK = 256 * 1024
+FLUSH_BYTES = 2 * 1024 * 1024  # at most this much of a download waits in memory per client
+
+
 
 
 class ViewHandler(ComfyHandler):
@@ -51,9 +54,17 @@ class ViewHandler(ComfyHandler):
                 if name in worker_headers:
                     self.set_header(name, worker_headers[name])
 
+        buffered = 0
+
         async def on_chunk(chunk: bytes) -> None:
+            nonlocal buffered
             self.write(chunk)
-            await self.flush()  # back-pressure: read from the worker only as fast as the client takes it
+            buffered += len(chunk)
+            if buffered >= FLUSH_BYTES:
+                # Back-pressure: read from the worker only as fast as the client takes it, in steps
+                # big enough that the event loop is not woken for every 64 KB chunk.
+                buffered = 0
+                await self.flush()
 
         await worker.client.stream("HEAD" if head else "GET", "/view", query=query, headers=headers,
                                    on_headers=on_headers, on_chunk=on_chunk)
@@ -85,14 +96,17 @@ class ViewHandler(ComfyHandler):
             return
         with open(path, "rb") as handle:
             handle.seek(start)
-            remaining = end - start
+            remaining, buffered = end - start, 0
             while remaining > 0:
                 chunk = handle.read(min(CHUNK, remaining))
                 if not chunk:
                     break
                 remaining -= len(chunk)
                 self.write(chunk)
-                await self.flush()
+                buffered += len(chunk)
+                if buffered >= FLUSH_BYTES:
+                    buffered = 0
+                    await self.flush()
         self.finish()
 
 
