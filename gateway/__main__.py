@@ -13,7 +13,7 @@ from . import __version__
 from .app import Gateway
 from .config import ConfigError, load_settings
 from .logging_setup import setup_logging
-from .paths import admin_url, desktop_config_file, desktop_defaults
+from .paths import admin_url, desktop_config_file, desktop_defaults, is_frozen, seed_example_config
 from .single_instance import InstanceLock
 
 logger = logging.getLogger("gateway")
@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return hand_over(settings, instance)
     try:
         setup_logging(settings.log_level, settings.data_path)
+        if is_frozen():
+            seed_example_config(settings.data_path)
         return run(settings, instance)
     finally:
         instance.release()

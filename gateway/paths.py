@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -47,6 +48,19 @@ def icons_dir() -> Path:
     """Tray icon PNGs: icons/ in the executable, packaging/icons/ in the repository."""
     frozen = resource_dir() / "icons"
     return frozen if frozen.is_dir() else REPO_ROOT / "packaging" / "icons"
+
+
+def seed_example_config(data_dir: Path, source: Path | None = None) -> Path | None:
+    """Put gateway.yaml.example into the data folder (once), so "Open data folder" shows what can be set."""
+    source = source or resource_dir() / "gateway.yaml.example"
+    target = Path(data_dir) / "gateway.yaml.example"
+    if target.exists() or not source.is_file():
+        return None
+    try:
+        shutil.copyfile(source, target)
+    except OSError:
+        return None
+    return target
 
 
 def display_available(platform: str | None = None, environ: Mapping[str, str] | None = None) -> bool:

@@ -105,6 +105,7 @@ def test_executable_serves_stops_on_sigterm_and_keeps_its_queue(executable, tmp_
         healthy_first = first.wait_healthy(url)
         assert (data_dir / "gateway.sqlite3").is_file() and (data_dir / "logs" / "gateway.log").is_file()
         assert not (exe.parent / "data").exists()
+        assert (data_dir / "gateway.yaml.example").is_file(), "the settings template is put beside the data"
 
         for index, sim in enumerate(sims):
             status, worker = http("POST", url + "api/workers", {"url": sim.url, "name": f"sim{index + 1}"})

@@ -88,3 +88,15 @@ def test_admin_url():
 def test_icons_are_found_from_source():
     folder = paths.icons_dir()
     assert {p.name for p in folder.glob("*.png")} >= {"running.png", "paused.png", "offline.png", "app.png"}
+
+
+def test_example_config_is_seeded_once(tmp_path):
+    source = tmp_path / "gateway.yaml.example"
+    source.write_text("# port: 8000\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    assert paths.seed_example_config(data, source) == data / "gateway.yaml.example"
+    (data / "gateway.yaml.example").write_text("# edited\n")
+    assert paths.seed_example_config(data, source) is None
+    assert (data / "gateway.yaml.example").read_text() == "# edited\n"
+    assert paths.seed_example_config(data, tmp_path / "missing") is None
