@@ -124,6 +124,8 @@ class Gateway:
                      if k in SETTINGS_BY_NAME and SETTINGS_BY_NAME[k].runtime}
         if overrides:
             self.settings = self.settings.with_changes(overrides)
+            logger.info("settings saved from the admin page override the config files: %s",
+                        ", ".join(sorted(overrides)))
         self.client_id = stored.get("gateway_client_id") or ""
         if not self.client_id:
             self.client_id = f"comfyui-gateway-{uuid.uuid4().hex}"

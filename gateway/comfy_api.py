@@ -8,7 +8,7 @@ import logging
 import time
 from typing import Any
 
-from .errors import GatewayError, WorkerUnavailable
+from .errors import NO_WORKER_ONLINE, GatewayError, WorkerUnavailable
 from .job_model import QUEUED, RUNNING, SUBMITTED
 from .outputs import with_urls
 
@@ -31,7 +31,7 @@ class ComfyApi:
     def _any_online(self):
         online = self._online()
         if not online:
-            raise WorkerUnavailable("no worker is online")
+            raise WorkerUnavailable(NO_WORKER_ONLINE)
         return online
 
     # ----- queue -----------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ class ComfyApi:
 
     async def history_many(self, max_items: int | None, offset: int | None, base_url: str) -> dict:
         """GET /history: finished entries, oldest first, with ComfyUI's max_items/offset meaning."""
-        listing = await self.gw.store.list_jobs(state=["done", "failed"], limit=1, offset=0)
+        listing = await self.gw.store.list_jobs(state=["done", "failed"], limit=1, offset=0, has_history=True)
         total = min(listing["total"], HISTORY_LIMIT)
         count = max_items if max_items is not None else total
         start = offset if offset is not None else max(0, total - count)
@@ -150,6 +150,7 @@ class ComfyApi:
         if count == 0:
             return {}
         rows = (await self.gw.store.list_jobs(state=["done", "failed"], limit=count, include_payload=True,
+                                              has_history=True,
                                               offset=max(0, total - start - count)))["items"]
         rows.sort(key=lambda row: (row.get("finished_at") or 0, row["seq"]))
         return {row["prompt_id"]: with_urls(row["history"], row["prompt_id"], base_url)

@@ -15,20 +15,21 @@ from tornado.httputil import HTTPHeaders
 from tornado.simple_httpclient import HTTPTimeoutError
 
 from .errors import WorkerBadAnswer, WorkerTimeout, WorkerUnavailable
+from .streaming import streaming_client
 
 logger = logging.getLogger(__name__)
 
-# Large enough for any model/video a worker serves; streaming keeps memory flat.
-MAX_STREAM_BYTES = 1 << 40
 # A download may take long; the connect timeout still catches a dead worker quickly.
 STREAM_TIMEOUT = 6 * 3600.0
 
 
 def configure_http_client(max_clients: int = 200) -> None:
-    """Let many worker requests run at once (Tornado's default is 10)."""
-    # Downloads are streamed, so only max_body_size applies to them; other answers also stay under
-    # Tornado's max_buffer_size (100 MB).
-    AsyncHTTPClient.configure(None, max_clients=max_clients, max_body_size=MAX_STREAM_BYTES)
+    """Let many worker requests run at once; keep connections to workers alive when pycurl is there."""
+    try:
+        import pycurl  # noqa: F401  (Tornado's curl client reuses connections; the simple one cannot)
+        AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient", max_clients=max_clients)
+    except ImportError:
+        AsyncHTTPClient.configure(None, max_clients=max_clients)
 
 
 def basic_auth_header(username: str | None, password: str | None) -> str | None:
@@ -106,13 +107,17 @@ class WorkerClient:
         response = await self._fetch(request, method, path, started)
         return response
 
-    async def _fetch(self, request: HTTPRequest, method: str, path: str, started: float) -> WorkerResponse:
+    async def _fetch(self, request: HTTPRequest, method: str, path: str, started: float,
+                     client: AsyncHTTPClient | None = None) -> WorkerResponse:
         try:
-            raw = await AsyncHTTPClient().fetch(request, raise_error=False)
+            raw = await (client or AsyncHTTPClient()).fetch(request, raise_error=False)
         except HTTPTimeoutError:
             self._log(method, path, "timeout", started)
             raise WorkerTimeout(f"worker {self.name} did not answer {method} {path} in time") from None
         except (OSError, HTTPClientError) as exc:
+            if "timed out" in str(exc).lower() or "timeout" in str(exc).lower():
+                self._log(method, path, "timeout", started)
+                raise WorkerTimeout(f"worker {self.name} did not answer {method} {path} in time") from None
             self._log(method, path, "unreachable", started)
             raise WorkerUnavailable(f"worker {self.name} is unreachable: {exc}") from None
         elapsed = (time.perf_counter() - started) * 1000
@@ -157,7 +162,7 @@ class WorkerClient:
 
         request = self._request(method, path, query, None, headers, STREAM_TIMEOUT,
                                 header_callback=header_callback, streaming_callback=on_chunk)
-        response = await self._fetch(request, method, path, started)
+        response = await self._fetch(request, method, path, started, streaming_client())
         if not status_holder.get("sent"):
             on_headers(response.status, response.headers)
         return response.status

@@ -76,7 +76,7 @@ class Dispatcher:
             state = "offline"
         in_flight = [job for job in self.jobs.active_on(worker.id) if not job.ended_on_worker]
         speed = self.cost_model.worker_speed(worker.id) or 1.0
-        cost_of = lambda job: self.cost_model.estimate_cost(job.signature) or self.cost_model.default_cost()
+        cost_of = self._cost_of
         running = next((j for j in in_flight if j.state == RUNNING), None)
         waiting = [cost_of(j) for j in in_flight if j is not running]
         busy = remaining_seconds(now, running.started_at if running else None,
@@ -86,6 +86,14 @@ class Dispatcher:
                            sent_since_report=worker.sent_since_report, in_flight=len(in_flight),
                            speed=speed, busy_remaining_seconds=busy,
                            capabilities=worker.capabilities)
+
+    def _cost_of(self, job: Job) -> float:
+        """Expected run seconds of a job at speed 1, cached until the cost model learns something new."""
+        cached = job.cost_cache
+        if cached is None or cached[0] != self.cost_epoch:
+            cost = self.cost_model.estimate_cost(job.signature) or self.cost_model.default_cost()
+            cached = job.cost_cache = (self.cost_epoch, cost)
+        return cached[1]
 
     def _plan(self) -> list:
         waiting = self.jobs.waiting()
@@ -146,14 +154,13 @@ class Dispatcher:
         the client is answered only after both. A crash in between leaves at worst a job the worker
         runs that the client was never told about; never one that runs twice.
         """
-        insert = asyncio.ensure_future(self.jobs.store.insert_job(job.row()))
+        insert = asyncio.ensure_future(self.jobs.store.insert_job(job.row(), fetch=False))
         sending = asyncio.ensure_future(self._send(job, worker))
         try:
             await insert
         except Exception:
             await self._withdraw(job, worker, sending)
             raise
-        self.jobs.notify(job, "submitted")
         status, body = await sending
         if status == 200:
             answer = self.jobs.answer(job, body.get("node_errors") if isinstance(body, dict) else {})
@@ -208,7 +215,8 @@ class Dispatcher:
             if job.active and job.worker_id == worker.id:
                 job.submitted_at = job.submitted_at or time.time()
                 self.jobs.save(job, "state", "worker_id", "submitted_at")
-                self.jobs.notify(job, "submitted")
+                if job.state == SUBMITTED:  # events may already have said "started"
+                    self.jobs.notify(job, "submitted")
             logger.info("job %s sent to %s (%.1f ms)", job.prompt_id, worker.name, response.elapsed_ms)
             try:
                 body = response.json() if response.status == 200 else {}

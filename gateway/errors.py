@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+NO_WORKER_ONLINE = "no worker is online: register a worker or start one, then try again"
+
 
 class GatewayError(Exception):
     """An error the gateway answers with its own JSON shape and an HTTP status."""

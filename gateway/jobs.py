@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from .capabilities import requirements_of
 from .cost_model import workflow_signature
-from .errors import ComfyError, Conflict, NotFound, WorkerUnavailable
+from .errors import NO_WORKER_ONLINE, ComfyError, Conflict, NotFound, WorkerUnavailable
 from .job_events import output_nodes
 from .job_model import ACTIVE_STATES, DONE, FAILED, QUEUED, RUNNING, SUBMITTED, Job, Progress
 from .job_events import needed_nodes
@@ -147,7 +147,7 @@ class JobService:
         request = parse_prompt_request(body)
         online = [w for w in self.registry.all() if w.state in ("online", "draining")]
         if not online:
-            raise WorkerUnavailable("no worker is online: register a worker or start one, then try again")
+            raise WorkerUnavailable(NO_WORKER_ONLINE)
         if request.prompt_id and (self.get(request.prompt_id) or await self.store.get_job(request.prompt_id)):
             raise ComfyError(409, {"error": "prompt_id already exists"})
         job = self._new_job(request)
@@ -222,7 +222,7 @@ class JobService:
         else:
             node_errors = {}
         try:
-            await self.store.insert_job(job.row())
+            await self.store.insert_job(job.row(), fetch=False)
         except Exception:
             self.forget(job)
             raise

@@ -115,6 +115,7 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("Content-Type", "application/json; charset=utf-8")
             self.finish(json.dumps(exc.body))
         else:
+            self.set_header("Content-Type", "application/octet-stream")  # what aiohttp sends for these
             self.finish(exc.body or b"")
 
     def log_exception(self, typ, value, tb) -> None:
@@ -137,7 +138,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
 
 class ComfyHandler(BaseHandler):
-    """ComfyUI-compatible routes: bad JSON gets ComfyUI's plain-text 500, unknown fields are ignored."""
+    """ComfyUI-compatible routes: ComfyUI's answer shapes; bad JSON is a 400 in ComfyUI's error shape."""
 
     def comfy_json(self) -> Any:
         """The body as JSON the way aiohttp's request.json() would fail on it."""

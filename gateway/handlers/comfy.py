@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..comfy_api import ComfyApi
-from ..errors import BadRequest, ComfyError, NotFound
+from ..errors import BadRequest, ComfyError
 from .base import ComfyHandler, dual
 
 
@@ -106,7 +106,7 @@ class UnionListHandler(ComfyApiHandler):
         result = await self.api.union_list(path)
         if result is None:
             if folder:
-                raise NotFound(f"no worker has a model folder named {folder!r}")
+                raise ComfyError(404, b"")  # ComfyUI's answer for an unknown model folder
             result = []
         self.write_json(result)
 

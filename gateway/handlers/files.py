@@ -19,7 +19,7 @@ PASSED_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Content-Di
                   "ETag", "Last-Modified", "Cache-Control", "X-Content-Type-Options", "Vary")
 FORWARDED_REQUEST_HEADERS = ("Range", "If-None-Match", "If-Modified-Since", "If-Range")
 CHUNK = 256 * 1024
-FLUSH_BYTES = 2 * 1024 * 1024  # at most this much of a download waits in memory per client
+FLUSH_BYTES = 8 * 1024 * 1024  # at most this much of a download waits in memory per client
 
 
 

@@ -14,6 +14,8 @@ from .base import bearer_token, origin_allowed, token_matches
 
 logger = logging.getLogger(__name__)
 
+MAX_UPLOAD_SIZE = 100 * 1024 * 1024  # ComfyUI's default, which the workers apply to what the gateway copies
+
 
 class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     """One client socket; its sid is clientId or a minted uuid4 hex, as in ComfyUI."""
@@ -31,8 +33,9 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         return None
 
     async def get(self, *args, **kwargs):
-        keys = self.gw.settings.api_keys
-        if keys and not token_matches(bearer_token(self), keys):
+        settings = self.gw.settings
+        keys = settings.api_keys + ((settings.admin_token,) if settings.admin_token else ())
+        if settings.api_keys and not token_matches(bearer_token(self), keys):
             self.set_status(401)
             self.finish()
             return
@@ -66,7 +69,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
             self.conn.supports_preview_metadata = bool(isinstance(flags, dict)
                                                        and flags.get("supports_preview_metadata"))
             self.conn.put(json.dumps({"type": "feature_flags", "data": {
-                "supports_preview_metadata": True, "max_upload_size": 512 * 1024 * 1024}}))
+                "supports_preview_metadata": True, "max_upload_size": MAX_UPLOAD_SIZE}}))
 
     def on_close(self) -> None:
         if self.conn is not None:

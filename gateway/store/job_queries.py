@@ -17,8 +17,8 @@ PAYLOAD_COLUMNS = ("body", "history")
 MAX_STATS_MINUTES = 24 * 60
 
 
-def insert_job(m, fields):
-    """Insert a job and return it; DuplicateError on a known prompt/job id."""
+def insert_job(m, fields, fetch=True):
+    """Insert a job and return it (None unless ``fetch``); DuplicateError on a known id."""
     row = check_fields(m.Job, fields)
     row.setdefault("state", "queued")
     stamp = now()
@@ -29,7 +29,7 @@ def insert_job(m, fields):
     except IntegrityError as exc:
         raise DuplicateError("job already stored: %s"
                              % row.get("prompt_id")) from exc
-    return get_job(m, row["prompt_id"])
+    return get_job(m, row["prompt_id"]) if fetch else None
 
 
 def update_job(m, prompt_id, fields):
@@ -82,10 +82,13 @@ def _job_filters(job, state, worker_id, client_id, since, until):
 
 
 def list_jobs(m, state=None, worker_id=None, client_id=None, since=None,
-              until=None, limit=50, offset=0, include_payload=False):
+              until=None, limit=50, offset=0, include_payload=False,
+              has_history=False):
     """A page of jobs, newest first, and the total matching the filters."""
     job = m.Job
     conds = _job_filters(job, state, worker_id, client_id, since, until)
+    if has_history:
+        conds.append(job.history.is_null(False))
     columns = [f for f in job._meta.sorted_fields
                if include_payload or f.name not in PAYLOAD_COLUMNS]
     items = job.select(*columns)

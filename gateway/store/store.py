@@ -109,9 +109,9 @@ class Store:
 
     # -- jobs ------------------------------------------------------------
 
-    async def insert_job(self, fields):
-        """Insert a job (durable on return) and return it; DuplicateError."""
-        return await self._query(job_queries.insert_job, fields)
+    async def insert_job(self, fields, fetch=True):
+        """Insert a job (durable on return) and return it (None unless fetch); DuplicateError."""
+        return await self._query(job_queries.insert_job, fields, fetch)
 
     async def update_job(self, prompt_id, fields):
         """Update columns of a job; True when it exists."""
@@ -136,12 +136,13 @@ class Store:
 
     async def list_jobs(self, state=None, worker_id=None, client_id=None,
                         since=None, until=None, limit=50, offset=0,
-                        include_payload=False):
+                        include_payload=False, has_history=False):
         """``{"items", "total"}`` newest first; state may be a list."""
         return await self._query(
             job_queries.list_jobs, state=state, worker_id=worker_id,
             client_id=client_id, since=since, until=until, limit=limit,
-            offset=offset, include_payload=include_payload)
+            offset=offset, include_payload=include_payload,
+            has_history=has_history)
 
     async def count_jobs_by_state(self):
         """``{state: count}`` for all five states."""
