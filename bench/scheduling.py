@@ -25,22 +25,25 @@ import time
 import aiohttp
 
 from _common import (GatewayProc, Sim, register_workers, rerun_line, stop_all, table, wait_http, workdir)
-from tests.fake_comfy.workflows import PIXEL_UNIT, sample_workflow
+from tests.fake_comfy.workflows import ksampler_workflow
 
-NODE_SECONDS = 0.01
+NODE_SECONDS = 0.02
+MODELS = "checkpoints=sd15.safetensors"
 SPEEDS = (1, 2, 3, 4)
 
 
 def job_list(n: int, min_seconds: float, seed: int) -> list[tuple[float, int]]:
-    """[(seconds at speed 1, image side)] for n jobs, durations log-uniform over [min, 10*min]."""
+    """[(seconds at speed 1, sampler steps)] for n jobs, durations log-uniform over [min, 10*min].
+
+    Duration comes from KSampler steps ((steps + 6) * node_seconds at speed 1) on a 64x64 image, so
+    the simulators spend their time waiting as a GPU would, not encoding big PNGs on the shared CPU.
+    """
     rng = random.Random(seed)
     jobs = []
     for i in range(n):
         target = min_seconds * 10 ** (i / max(1, n - 1))  # evenly spread in log space, then shuffled
-        units = max(target / NODE_SECONDS - 3, 0.01)  # sample_workflow: node_seconds * (side²/512² + 3)
-        side = max(1, round(math.sqrt(units * PIXEL_UNIT)))
-        seconds = NODE_SECONDS * (side * side / PIXEL_UNIT + 3)
-        jobs.append((seconds, side))
+        steps = max(1, round(target / NODE_SECONDS) - 6)
+        jobs.append((NODE_SECONDS * (steps + 6), steps))
     rng.shuffle(jobs)
     return jobs
 
@@ -131,8 +134,8 @@ async def run_gateway(session, gw: GatewayProc, jobs, timeout: float) -> dict:
     await asyncio.sleep(0.2)
     ids = []
     t0 = time.perf_counter()
-    for _, side in jobs:
-        async with session.post(gw.url + "/api/prompt", json={"prompt": sample_workflow(size=side),
+    for _, steps in jobs:
+        async with session.post(gw.url + "/api/prompt", json={"prompt": ksampler_workflow(steps=steps, width=64, height=64),
                                                                 "client_id": "bench-sched"}) as r:
             answer = await r.json()
             if r.status != 200:
@@ -169,13 +172,13 @@ async def run_naive(session, sims: list[Sim], jobs, timeout: float) -> dict:
     await asyncio.sleep(0.2)
     ids, where = [], {}
     t0 = time.perf_counter()
-    for _, side in jobs:
+    for _, steps in jobs:
         queues = []
         for sim in sims:
             async with session.get(sim.url + "/prompt") as r:
                 queues.append((await r.json())["exec_info"]["queue_remaining"])
         target = sims[queues.index(min(queues))]
-        async with session.post(target.url + "/prompt", json={"prompt": sample_workflow(size=side),
+        async with session.post(target.url + "/prompt", json={"prompt": ksampler_workflow(steps=steps, width=64, height=64),
                                                                "client_id": "bench-naive"}) as r:
             answer = await r.json()
             if r.status != 200:
@@ -205,7 +208,7 @@ async def main(args) -> None:
     total_work = sum(s for s, _ in jobs)
     bound = total_work / sum(SPEEDS)
     work = workdir("bench_sched_")
-    sims = [Sim(work, speed=s, node_seconds=NODE_SECONDS, name=f"sim_speed{s}") for s in SPEEDS]
+    sims = [Sim(work, speed=s, node_seconds=NODE_SECONDS, models=MODELS, name=f"sim_speed{s}") for s in SPEEDS]
     gw = GatewayProc(work)
     timeout = max(120.0, bound * 10)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
