@@ -7,7 +7,8 @@ import logging
 import time
 from typing import Any, Callable
 
-from .errors import GatewayError, WorkerBadAnswer, WorkerUnavailable
+from .background import BackgroundLoop
+from .errors import GatewayError, WorkerBadAnswer
 from .job_model import FAILED, QUEUED, RUNNING, SUBMITTED, Job
 from .outputs import tag_output_prefixes
 from .scheduler import WorkerState, remaining_seconds
@@ -16,10 +17,9 @@ from .validation import validate_prompt
 logger = logging.getLogger(__name__)
 
 COOLDOWN_SECONDS = 2.0  # a worker that just refused a submission gets no new job for this long
-HUNG_GRACE_SECONDS = 60.0  # a running job on a worker that times out (may still be alive) waits this long
 
 
-class Dispatcher:
+class Dispatcher(BackgroundLoop):
     """Moves jobs from the gateway queue to workers; the only place that decides retries and requeues."""
 
     def __init__(self, jobs, registry, scheduler, cost_model, settings: Callable[[], Any], client_id: str,
@@ -35,22 +35,10 @@ class Dispatcher:
         self.paused = False
         self.cost_epoch = 0  # bumped on every completion, so cached job views re-read cost estimates
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
         self._cooldown: dict[int, float] = {}
-        self._finalizing: set[str] = set()
         self.health = None  # set by the app, to ask for a prompt check of a worker
 
-    # ----- control ------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Begin dispatching in the background."""
-        self._task = asyncio.ensure_future(self._loop())
-
-    async def stop(self) -> None:
-        """Stop dispatching (queued jobs stay queued on disk)."""
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
+    # ----- control (start/stop from BackgroundLoop; queued jobs stay on disk) -------------------
     def wake(self) -> None:
         """Ask for a scheduling round soon."""
         self._wake.set()

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
+from .background import BackgroundLoop
 from .capabilities import Capabilities
 from .comfy_client import WorkerClient
 from .errors import GatewayError
@@ -55,7 +56,7 @@ async def probe(client: WorkerClient, timeout: float) -> Probe:
     return Probe(True, started, (time.perf_counter() - t0) * 1000, stats, queue)
 
 
-class HealthChecker:
+class HealthChecker(BackgroundLoop):
     """Checks every worker every `interval` seconds and reports to the registry and the jobs service."""
 
     def __init__(self, registry: WorkerRegistry, interval: Callable[[], float], offline_after: Callable[[], int],
@@ -68,19 +69,8 @@ class HealthChecker:
         self._timeout = timeout
         self._on_queue = on_queue
         self._on_lost = on_lost
-        self._task: asyncio.Task | None = None
         self._running: set[int] = set()
         self._wake = asyncio.Event()
-
-    def start(self) -> None:
-        """Begin checking in the background."""
-        self._task = asyncio.ensure_future(self._loop())
-
-    async def stop(self) -> None:
-        """Stop checking."""
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     def check_soon(self) -> None:
         """Run a round now instead of waiting for the interval (e.g. after a worker was added)."""

@@ -10,7 +10,9 @@ import time
 from typing import Callable
 
 from tornado.httpclient import HTTPRequest
-from tornado.websocket import WebSocketClosedError, websocket_connect
+from tornado.websocket import websocket_connect
+
+from .background import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +20,7 @@ BACKOFF_START, BACKOFF_MAX = 0.25, 10.0
 MAX_FRAME = 256 * 1024 * 1024  # full-size previews (SaveImageWebsocket) can be large
 
 
-class WorkerMonitor:
+class WorkerMonitor(BackgroundLoop):
     """Keeps a socket open to one worker, reconnecting with backoff, and hands every frame on."""
 
     def __init__(self, worker, client_id: str, on_text: Callable, on_binary: Callable,
@@ -29,21 +31,14 @@ class WorkerMonitor:
         self._on_binary = on_binary
         self._on_connect = on_connect
         self._timeout = timeout
-        self._task: asyncio.Task | None = None
         self._conn = None
         self.last_message_at: float | None = None
         self.last_status_queue: int | None = None
         self.connects = 0
 
-    def start(self) -> None:
-        """Connect in the background and keep the connection up."""
-        self._task = asyncio.ensure_future(self._run())
-
     async def stop(self) -> None:
         """Close for good."""
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await super().stop()
         self._close()
 
     def reconnect(self) -> None:
@@ -56,7 +51,7 @@ class WorkerMonitor:
             self._conn.close()
             self._conn = None
 
-    async def _run(self) -> None:
+    async def _loop(self) -> None:
         delay = BACKOFF_START
         while True:
             try:
@@ -119,11 +114,3 @@ class WorkerMonitor:
             return
         event_type = struct.unpack(">I", frame[:4])[0]
         self._on_binary(self.worker, event_type, frame)
-
-
-async def close_quietly(conn) -> None:
-    """Close a client socket, ignoring one that is already closed."""
-    try:
-        conn.close()
-    except WebSocketClosedError:
-        pass

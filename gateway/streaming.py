@@ -11,7 +11,7 @@ from tornado.http1connection import HTTP1Connection, HTTP1ConnectionParameters
 from tornado.iostream import IOStream
 from tornado.simple_httpclient import SimpleAsyncHTTPClient, _HTTPConnection
 
-READ_CHUNK = 4 * 1024 * 1024
+READ_CHUNK = 1024 * 1024
 MAX_STREAM_BYTES = 1 << 40
 
 

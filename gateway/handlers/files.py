@@ -18,14 +18,17 @@ logger = logging.getLogger(__name__)
 PASSED_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Content-Disposition", "Accept-Ranges",
                   "ETag", "Last-Modified", "Cache-Control", "X-Content-Type-Options", "Vary")
 FORWARDED_REQUEST_HEADERS = ("Range", "If-None-Match", "If-Modified-Since", "If-Range")
-CHUNK = 256 * 1024
-FLUSH_BYTES = 8 * 1024 * 1024  # at most this much of a download waits in memory per client
+CHUNK = 1024 * 1024  # local files are read and sent in steps of this size
+BACKLOG = 4 * 1024 * 1024  # most bytes of one download waiting in memory while the client catches up
 
 
 
 
 class ViewHandler(ComfyHandler):
     """Streams a file: nothing is buffered whole, Range and content headers pass through."""
+
+    _in_flight = None  # the flush being written to the client
+    _unflushed = 0  # bytes written since that flush started
 
     async def get(self) -> None:
         await self._serve(head=False)
@@ -54,21 +57,29 @@ class ViewHandler(ComfyHandler):
                 if name in worker_headers:
                     self.set_header(name, worker_headers[name])
 
-        buffered = 0
-
         async def on_chunk(chunk: bytes) -> None:
-            nonlocal buffered
-            self.write(chunk)
-            buffered += len(chunk)
-            if buffered >= FLUSH_BYTES:
-                # Back-pressure: read from the worker only as fast as the client takes it, in steps
-                # big enough that the event loop is not woken for every 64 KB chunk.
-                buffered = 0
-                await self.flush()
+            await self._relay(chunk)
 
         await worker.client.stream("HEAD" if head else "GET", "/view", query=query, headers=headers,
                                    on_headers=on_headers, on_chunk=on_chunk)
+        await self._drain()
         self.finish()
+
+    async def _relay(self, chunk: bytes) -> None:
+        """Pass a chunk on: keep reading while the socket writes, but never hold more than BACKLOG."""
+        self.write(chunk)
+        self._unflushed += len(chunk)
+        if self._in_flight is not None and not self._in_flight.done():
+            if self._unflushed < BACKLOG:
+                return
+            await self._in_flight  # back-pressure: the client is slower than the worker
+        self._unflushed = 0
+        self._in_flight = self.flush()  # Tornado allows one flush in flight at a time
+
+    async def _drain(self) -> None:
+        if self._in_flight is not None:
+            await self._in_flight
+            self._in_flight = None
 
     async def _send_local(self, path, filename: str, head: bool) -> None:
         size = os.path.getsize(path)
@@ -96,17 +107,14 @@ class ViewHandler(ComfyHandler):
             return
         with open(path, "rb") as handle:
             handle.seek(start)
-            remaining, buffered = end - start, 0
+            remaining = end - start
             while remaining > 0:
                 chunk = handle.read(min(CHUNK, remaining))
                 if not chunk:
                     break
                 remaining -= len(chunk)
-                self.write(chunk)
-                buffered += len(chunk)
-                if buffered >= FLUSH_BYTES:
-                    buffered = 0
-                    await self.flush()
+                await self._relay(chunk)
+        await self._drain()
         self.finish()
 
 
