@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+import sys
 import base64
 import io
 import time
@@ -505,9 +507,9 @@ async def test_hang_and_garbage(session, make_sim):
 
 async def test_cli_runs(tmp_path):
     proc = await asyncio.create_subprocess_exec(
-        "/work/main/.venv/bin/python", "-m", "tests.fake_comfy", "--port", "0",
+        sys.executable, "-m", "tests.fake_comfy", "--port", "0",
         "--models", "checkpoints=a.safetensors,b.safetensors", "--extra-nodes", "X,Y",
-        "--auth", "u:p", cwd="/work/main", stderr=asyncio.subprocess.PIPE)
+        "--auth", "u:p", cwd=str(Path(__file__).resolve().parents[1]), stderr=asyncio.subprocess.PIPE)
     try:
         line = (await asyncio.wait_for(proc.stderr.readline(), 10)).decode()
         assert "fake ComfyUI listening on http://127.0.0.1:" in line
