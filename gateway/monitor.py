@@ -32,6 +32,7 @@ class WorkerMonitor(BackgroundLoop):
         self._on_connect = on_connect
         self._timeout = timeout
         self._conn = None
+        self._closed: asyncio.Event | None = None
         self.last_message_at: float | None = None
         self.last_status_queue: int | None = None
         self.connects = 0
@@ -50,6 +51,8 @@ class WorkerMonitor(BackgroundLoop):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._closed is not None:
+            self._closed.set()
 
     async def _loop(self) -> None:
         delay = BACKOFF_START
@@ -71,7 +74,12 @@ class WorkerMonitor(BackgroundLoop):
         client = self.worker.client
         request = HTTPRequest(client.ws_url(self.client_id), headers=client.auth_headers(),
                               connect_timeout=min(10.0, self._timeout()), request_timeout=min(10.0, self._timeout()))
-        self._conn = await websocket_connect(request, max_message_size=MAX_FRAME, ping_interval=15, ping_timeout=10)
+        self._closed = asyncio.Event()
+        # A callback, not read_message(): each frame is handled as soon as it is parsed, instead of
+        # passing through a one-slot queue that costs extra loop turns per frame and falls behind
+        # when the loop is busy writing to many clients.
+        self._conn = await websocket_connect(request, max_message_size=MAX_FRAME, ping_interval=15, ping_timeout=10,
+                                             on_message_callback=self._on_message)
         # Ask for type-4 previews: they carry the prompt id, so each can be routed to its job's client.
         await self._conn.write_message(json.dumps({"type": "feature_flags",
                                                    "data": {"supports_preview_metadata": True}}))
@@ -82,16 +90,20 @@ class WorkerMonitor(BackgroundLoop):
         self._on_connect(self.worker, self.connects > 1)
 
     async def _read_all(self) -> None:
-        conn = self._conn
-        while conn is not None:
-            message = await conn.read_message()
-            if message is None:
-                return
-            self.last_message_at = time.time()
+        await self._closed.wait()
+
+    def _on_message(self, message: str | bytes | None) -> None:
+        if message is None:
+            self._closed.set()
+            return
+        self.last_message_at = time.time()
+        try:
             if isinstance(message, bytes):
                 self._binary(message)
             else:
                 self._text(message)
+        except Exception:  # a bug in one handler must not close the worker's socket
+            logger.exception("monitor of %s: event handling failed", self.worker.name)
 
     def _text(self, raw: str) -> None:
         try:

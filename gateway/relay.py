@@ -21,11 +21,12 @@ FORMAT_TYPES = {1: "image/jpeg", 2: "image/png"}
 class ClientConnection:
     """One client socket: its sid, negotiated flags and an outgoing queue drained by its own writer."""
 
-    def __init__(self, sid: str, send: Callable, close: Callable):
+    def __init__(self, sid: str, send: Callable, close: Callable, send_nowait: Callable | None = None):
         self.sid = sid
         self.supports_preview_metadata = False
         self.closed = False
         self._send = send
+        self._send_nowait = send_nowait or (lambda frame: asyncio.ensure_future(send(frame)))
         self._close = close
         self._queue: asyncio.Queue = asyncio.Queue(CLIENT_QUEUE_LIMIT)
         self._writer = asyncio.ensure_future(self._drain())
@@ -43,9 +44,13 @@ class ClientConnection:
 
     async def _drain(self) -> None:
         while True:
-            frame = await self._queue.get()
+            frames = [await self._queue.get()]
+            while not self._queue.empty():  # write everything waiting, then wait once for the socket
+                frames.append(self._queue.get_nowait())
             try:
-                await self._send(frame)
+                for frame in frames[:-1]:
+                    self._send_nowait(frame)
+                await self._send(frames[-1])
             except Exception:
                 return
 

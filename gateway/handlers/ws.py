@@ -44,7 +44,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     def open(self) -> None:
         sid = self.get_query_argument("clientId", None) or uuid.uuid4().hex
         self._negotiated = False
-        self.conn = ClientConnection(sid, self._send, self.close)
+        self.conn = ClientConnection(sid, self._send, self.close, self._send_nowait)
         hub = self.gw.hub
         hub.register(self.conn)
         self.conn.put(hub.status_frame(sid))
@@ -55,6 +55,11 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
 
     async def _send(self, frame: str | bytes) -> None:
         await self.write_message(frame, binary=isinstance(frame, bytes))
+
+    def _send_nowait(self, frame: str | bytes) -> None:
+        """Write without waiting (the socket buffers it; the writer awaits the last frame of a batch)."""
+        sending = self.write_message(frame, binary=isinstance(frame, bytes))
+        sending.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     def on_message(self, message: str | bytes) -> None:
         if self._negotiated or isinstance(message, bytes):
