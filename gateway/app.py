@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import time
@@ -169,6 +170,9 @@ class Gateway:
             sockets = tornado.netutil.bind_sockets(self.settings.port, self.settings.host)
         self.server.add_sockets(sockets)
         self.port = sockets[0].getsockname()[1]
+        # Everything built so far lives as long as the process: keep it out of the cyclic collector,
+        # so full collections (seen stalling the loop for 100 ms under load) have less to walk.
+        gc.freeze()
         logger.info("comfyui-gateway %s listening on http://%s:%d (store: %s)", __version__, self.settings.host,
                     self.port, self.settings.database_kind)
         return self.port
