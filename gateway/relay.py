@@ -11,6 +11,7 @@ from typing import Callable
 logger = logging.getLogger(__name__)
 
 PREVIEW_IMAGE, TEXT, PREVIEW_WITH_METADATA = 1, 3, 4
+STATUS_INTERVAL = 0.02  # seconds over which queue changes are gathered into one status frame
 CLIENT_QUEUE_LIMIT = 2000  # frames waiting for one slow client before it is dropped
 # Events ComfyUI sends for a prompt without client_id (broadcast); the others are not sent at all.
 NO_CLIENT_BROADCAST = {"progress", "progress_state", "execution_interrupted"}
@@ -94,10 +95,12 @@ class ClientHub:
         return json.dumps({"type": "status", "data": data})
 
     def status_changed(self) -> None:
-        """Broadcast the cluster status soon (coalesced: one frame per loop turn)."""
+        """Broadcast the cluster status soon (coalesced: at most one frame per STATUS_INTERVAL)."""
         if not self._status_scheduled:
             self._status_scheduled = True
-            asyncio.get_running_loop().call_soon(self._broadcast_status)
+            # A burst of submissions changes the count many times within milliseconds; one frame with
+            # the final count tells clients the same and spares the loop a write to every client each time.
+            asyncio.get_running_loop().call_later(STATUS_INTERVAL, self._broadcast_status)
 
     def _broadcast_status(self) -> None:
         self._status_scheduled = False

@@ -144,7 +144,9 @@ class JobTracker:
         if not job.active or job.worker_id != worker.id:
             return
         if entry:
-            await self.finalize(job, worker, entry)
+            task = self.finalize(job, worker, entry)
+            if task is not None:
+                await task
         else:
             self.lost(job, worker, started=job.state == RUNNING, reason=f"worker {worker.name} lost the job")
 
@@ -190,8 +192,12 @@ class JobTracker:
             await self.on_worker_lost(worker)
 
     def on_worker_removed(self, worker) -> None:
-        """A worker was deleted: its jobs move elsewhere (a running one is stopped there first)."""
-        for job in self.jobs.active_on(worker.id):
+        """A worker was deleted: its jobs move elsewhere (taken off its queue, a running one stopped)."""
+        jobs = self.jobs.active_on(worker.id)
+        waiting = [job.prompt_id for job in jobs if job.state == SUBMITTED]
+        if waiting:
+            asyncio.ensure_future(self._delete_from_queue(worker, waiting))
+        for job in jobs:
             if job.state == RUNNING:
                 asyncio.ensure_future(self._interrupt(worker, job))
             self.lost(job, worker, started=job.state == RUNNING, reason=f"worker {worker.name} was removed")
