@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 import socket
 import time
 import uuid
@@ -50,6 +51,15 @@ def open_store(settings: Settings) -> Store:
     if kind == "memory":
         return Store("sqlite", sqlite_path=":memory:")
     return Store("sqlite", sqlite_path=str(settings.data_path / "gateway.sqlite3"))
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's access log line, with API keys in the query replaced by ***."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    uri = re.sub(r"(api_key=)[^&]*", r"\1***", handler.request.uri or "")
+    logging.getLogger("tornado.access").log(level, "%d %s %s (%s) %.2fms", status, handler.request.method, uri,
+                                            handler.request.remote_ip, 1000.0 * handler.request.request_time())
 
 
 class Gateway:
@@ -136,7 +146,7 @@ class Gateway:
     def make_app(self) -> tornado.web.Application:
         """The Tornado application with every route."""
         return tornado.web.Application(routes(self), gateway=self, websocket_max_message_size=64 * 1024 * 1024,
-                                       compress_response=False)
+                                       compress_response=False, log_function=log_request)
 
     async def start(self, sockets: list[socket.socket] | None = None) -> int:
         """Open the store, load state, start background work and listen; returns the port."""

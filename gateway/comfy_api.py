@@ -8,9 +8,10 @@ import logging
 import time
 from typing import Any
 
-from .errors import NO_WORKER_ONLINE, GatewayError, WorkerUnavailable
+from .errors import NO_WORKER_ONLINE, BadRequest, GatewayError, WorkerUnavailable
 from .job_model import QUEUED, RUNNING, SUBMITTED
 from .outputs import with_urls
+from .tracker import queue_items
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ class ComfyApi:
         for worker in self._online():
             snapshot = await self._worker_queue(worker)
             for key, target in (("queue_running", running), ("queue_pending", pending)):
-                for item in snapshot.get(key, []):
-                    if isinstance(item, list) and len(item) > 1 and jobs.get(item[1]) is None:
+                for item in queue_items(snapshot, key):
+                    if jobs.get(item[1]) is None:
                         target.append(item[:5])
         return {"queue_running": running, "queue_pending": pending}
 
@@ -68,11 +69,12 @@ class ComfyApi:
     async def delete_from_queue(self, body: Any) -> None:
         """POST /queue: delete listed jobs (gateway or worker queue) and/or clear every pending job."""
         body = body if isinstance(body, dict) else {}
+        delete = body.get("delete") if isinstance(body.get("delete"), list) else []
         jobs, dispatcher = self.gw.jobs, self.gw.dispatcher
         targets: list = []
         if body.get("clear"):
             targets = [j for j in jobs.active.values() if j.state in (QUEUED, SUBMITTED)]
-        for prompt_id in body.get("delete") or []:
+        for prompt_id in delete:
             job = jobs.active.get(prompt_id) if isinstance(prompt_id, str) else None
             if job is not None and job.state in (QUEUED, SUBMITTED) and job not in targets:
                 targets.append(job)
@@ -83,7 +85,7 @@ class ComfyApi:
             job.cancel_requested = "cancelled"
             dispatcher.cancel_waiting(job)
         foreign = {"clear": True} if body.get("clear") else {}
-        others = [p for p in body.get("delete") or [] if isinstance(p, str) and jobs.get(p) is None]
+        others = [p for p in delete if isinstance(p, str) and jobs.get(p) is None]
         if others:
             foreign["delete"] = others
         await asyncio.gather(*(self._post_queue(w, {"delete": ids}) for wid, ids in by_worker.items()
@@ -99,6 +101,8 @@ class ComfyApi:
     async def interrupt(self, body: Any) -> None:
         """POST /interrupt: stop the named running job (a waiting one is cancelled), or every running job."""
         prompt_id = body.get("prompt_id") if isinstance(body, dict) else None
+        if prompt_id is not None and not isinstance(prompt_id, str):
+            raise BadRequest("field 'prompt_id' must be a string", extra={"field": "prompt_id"})
         jobs = self.gw.jobs
         if prompt_id:
             job = jobs.active.get(prompt_id)

@@ -8,7 +8,7 @@ import time
 from typing import Any, Callable
 
 from .background import BackgroundLoop
-from .errors import GatewayError, WorkerBadAnswer
+from .errors import GatewayError, WorkerBadAnswer, WorkerTimeout
 from .job_model import FAILED, QUEUED, RUNNING, SUBMITTED, Job
 from .outputs import tag_output_prefixes
 from .scheduler import WorkerState, remaining_seconds
@@ -51,7 +51,6 @@ class Dispatcher(BackgroundLoop):
     def resume(self) -> None:
         """Send jobs again."""
         self.paused = False
-        self.cost_epoch = 0  # bumped on every completion, so cached job views re-read cost estimates
         logger.info("dispatching resumed")
         self.wake()
 
@@ -149,7 +148,12 @@ class Dispatcher(BackgroundLoop):
         except Exception:
             await self._withdraw(job, worker, sending)
             raise
-        status, body = await sending
+        try:
+            status, body = await sending
+        except Exception:
+            logger.exception("sending job %s failed", job.prompt_id)
+            self._requeue(job, "internal error while sending")
+            status, body = 503, {}
         if status == 200:
             answer = self.jobs.answer(job, body.get("node_errors") if isinstance(body, dict) else {})
             return 200, answer
@@ -169,11 +173,7 @@ class Dispatcher(BackgroundLoop):
         status, _ = await sending
         self.jobs.forget(job)
         if status == 200:
-            try:
-                await worker.client.request("POST", "/queue", json_body={"delete": [job.prompt_id]})
-                await worker.client.request("POST", "/interrupt", json_body={"prompt_id": job.prompt_id})
-            except GatewayError:
-                logger.warning("could not withdraw unstored job %s from %s", job.prompt_id, worker.name)
+            await self._take_back(worker, job.prompt_id)
 
     async def _send_background(self, job: Job, worker) -> None:
         try:
@@ -181,11 +181,22 @@ class Dispatcher(BackgroundLoop):
             await self._send(job, worker)
         except Exception:
             logger.exception("sending job %s failed", job.prompt_id)
-            if job.state == SUBMITTED and job.submitted_at is None:
+            if job.state == SUBMITTED and job.submitted_at is None and job.worker_id == worker.id:
+                self._worker_refused(worker, "internal error while sending")
                 self._requeue(job, "internal error while sending")
 
     async def _send(self, job: Job, worker) -> tuple[int, Any]:
-        """POST the job to its worker; on transport failure the job goes back to the queue."""
+        """POST the job to its worker; on transport failure the job goes back to the queue.
+
+        The job may change while the request travels (cancelled, its worker declared lost, already
+        started by the worker's own events): every outcome is applied only while this send still owns
+        the job, and a worker that accepted a job it no longer owns is told to drop it.
+        """
+        def owned() -> bool:
+            return job.active and job.worker_id == worker.id and job.state == SUBMITTED
+
+        if not owned():
+            return 409, {}
         try:
             await self.uploads.ensure_on_worker(job, worker)
             payload = dict(job.body)
@@ -193,18 +204,27 @@ class Dispatcher(BackgroundLoop):
             if self._settings().unique_output_names:
                 payload["prompt"] = tag_output_prefixes(job.prompt, worker.id)
             response = await worker.client.request("POST", "/prompt", json_body=payload)
+        except WorkerTimeout as exc:
+            # The worker may have queued it and be slow to answer: let its next /queue decide.
+            self._worker_refused(worker, exc.message)
+            if owned():
+                job.submitted_at = time.time()
+                self.jobs.save(job, "submitted_at")
+            return 503, {"error": exc.to_json()["error"]}
         except GatewayError as exc:
             self._worker_refused(worker, exc.message)
-            self._requeue(job, exc.message)
+            if owned():
+                self._requeue(job, exc.message)
             return 503, {"error": exc.to_json()["error"]}
         if response.status in (200, 409):
-            # The worker's events may already have moved the job on (started, even finished) before
-            # this answer arrived; the answer only confirms the worker has it.
             if job.active and job.worker_id == worker.id:
+                # The worker's events may already have said "started" (even finished) before this answer.
                 job.submitted_at = job.submitted_at or time.time()
                 self.jobs.save(job, "state", "worker_id", "submitted_at")
-                if job.state == SUBMITTED:  # events may already have said "started"
+                if job.state == SUBMITTED:
                     self.jobs.notify(job, "submitted")
+            else:
+                asyncio.ensure_future(self._take_back(worker, job.prompt_id))
             logger.info("job %s sent to %s (%.1f ms)", job.prompt_id, worker.name, response.elapsed_ms)
             try:
                 body = response.json() if response.status == 200 else {}
@@ -216,13 +236,23 @@ class Dispatcher(BackgroundLoop):
                 body = response.json()
             except WorkerBadAnswer:
                 body = {"error": {"type": "invalid_prompt", "message": response.body.decode(errors="replace")}}
-            self.jobs.finish(job, FAILED, {"type": "validation", "message": "the worker rejected the workflow",
-                                           "details": body})
+            if owned():
+                self.jobs.finish(job, FAILED, {"type": "validation", "message": "the worker rejected the workflow",
+                                               "details": body})
             return 400, body
         message = f"worker {worker.name} answered {response.status} to POST /prompt"
         self._worker_refused(worker, message)
-        self._requeue(job, message)
+        if owned():
+            self._requeue(job, message)
         return 503, {"error": {"type": "worker_error", "message": message}}
+
+    async def _take_back(self, worker, prompt_id: str) -> None:
+        """A worker accepted a job that meanwhile was cancelled or moved: remove or stop it there."""
+        try:
+            await worker.client.request("POST", "/queue", json_body={"delete": [prompt_id]})
+            await worker.client.request("POST", "/interrupt", json_body={"prompt_id": prompt_id})
+        except GatewayError as exc:
+            logger.warning("could not take job %s back from %s: %s", prompt_id, worker.name, exc.message)
 
     def _worker_refused(self, worker, message: str) -> None:
         logger.warning("worker %s could not take a job: %s", worker.name, message)
@@ -241,7 +271,8 @@ class Dispatcher(BackgroundLoop):
             if worker and worker.sent_since_report > 0:
                 worker.sent_since_report -= 1
         self.jobs.place(job, QUEUED, None)
-        job.submitted_at = None
+        job.submitted_at = job.started_at = None
+        job.ended_on_worker, job.outcome = False, None
         job.progress.node, job.progress.value, job.progress.max = None, 0.0, 0.0
         job.progress.done_nodes.clear()
         job.progress.cached_nodes.clear()

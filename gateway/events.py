@@ -72,12 +72,18 @@ class EventWiring:
 
     def _on_worker_change(self, worker, event: str) -> None:
         gw = self.gw
+        if event in ("deleted", "reconnect"):
+            # Another machine may answer at this id or URL now: what the gateway knew about it is void.
+            gw.uploads.forget_worker(worker.id)
+            gw.cost_model.forget_worker(worker.id)
         if event == "deleted":
             self._drop_monitor(worker.id)
             gw.tracker.on_worker_removed(worker)
         elif event == "reconnect":
             self._drop_monitor(worker.id)
             self._ensure_monitor(worker)
+            if not worker.enabled:
+                gw.tracker.on_worker_disabled(worker)
             gw.health.check_soon()
         elif event == "added":
             self._ensure_monitor(worker)
@@ -91,7 +97,9 @@ class EventWiring:
 
     def _on_connect(self, worker, reconnected: bool) -> None:
         if reconnected:
-            # The worker may have restarted: settle its jobs from /queue and /history and re-read its nodes.
+            # The worker may have restarted: settle its jobs from /queue and /history, re-read its nodes,
+            # and copy uploads again (its input folder may be new).
+            self.gw.uploads.forget_worker(worker.id)
             asyncio.ensure_future(self.gw.health.refresh_object_info(worker))
             self.gw.health.check_soon()
 
@@ -123,6 +131,8 @@ class EventWiring:
     def _on_job_change(self, job, event: str) -> None:
         if event in ("queued", "finished"):
             self.gw.hub.status_changed()
+        if event == "finished":
+            self._last_progress.pop(job.prompt_id, None)
         if not self._admin_listeners:
             return
         now = time.monotonic()
@@ -131,8 +141,6 @@ class EventWiring:
             if now - self._last_progress.get(job.prompt_id, 0.0) < PROGRESS_INTERVAL:
                 return
             self._last_progress[job.prompt_id] = now
-        elif event == "finished":
-            self._last_progress.pop(job.prompt_id, None)
         self._emit("job", {"event": event, "job": job.status_dict(self.gw.jobs.worker_name(job), None)})
 
     def emit_summary(self) -> None:

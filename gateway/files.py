@@ -49,7 +49,7 @@ def parse_view_query(args: dict) -> ViewRequest:
     parts = PurePosixPath(subfolder.replace("\\", "/")).parts
     if ".." in parts or subfolder.startswith("/"):
         raise ComfyError(403, b"")
-    query = {k: v for k, v in args.items() if k != "prompt_id"}
+    query = {k: v for k, v in args.items() if k not in ("prompt_id", "api_key")}  # the key stays here
     return ViewRequest(PurePosixPath(filename).name, subfolder, file_type, query)
 
 

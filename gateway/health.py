@@ -51,7 +51,8 @@ async def probe(client: WorkerClient, timeout: float) -> Probe:
                                             client.get_json("/queue", timeout=timeout))
     except GatewayError as exc:
         return Probe(False, started, error=exc.message)
-    if not isinstance(stats, dict) or not isinstance(queue, dict) or "queue_running" not in queue:
+    if not isinstance(stats, dict) or not isinstance(queue, dict) \
+            or not isinstance(queue.get("queue_running"), list) or not isinstance(queue.get("queue_pending"), list):
         return Probe(False, started, error="worker answered JSON that is not ComfyUI's /system_stats and /queue")
     return Probe(True, started, (time.perf_counter() - t0) * 1000, stats, queue)
 
@@ -91,16 +92,22 @@ class HealthChecker(BackgroundLoop):
         """Check one worker now and update its state."""
         self._running.add(worker.id)
         try:
-            result = await probe(worker.client, min(PROBE_TIMEOUT, self._timeout()))
-            if self._registry.get(worker.id) is not worker:
-                return result  # deleted or replaced meanwhile
-            if result.ok:
-                await self._mark_online(worker, result)
-            else:
-                await self._mark_failure(worker, result)
-            return result
+            return await self._check(worker)
+        except Exception:  # a bug or a strange answer must not silently stop checking this worker
+            logger.exception("health check of %s failed", worker.name)
+            return Probe(False, time.time(), error="internal error while checking; see the gateway log")
         finally:
             self._running.discard(worker.id)
+
+    async def _check(self, worker: Worker) -> Probe:
+        result = await probe(worker.client, min(PROBE_TIMEOUT, self._timeout()))
+        if self._registry.get(worker.id) is not worker:
+            return result  # deleted or replaced meanwhile
+        if result.ok:
+            await self._mark_online(worker, result)
+        else:
+            await self._mark_failure(worker, result)
+        return result
 
     async def refresh_object_info(self, worker: Worker) -> None:
         """Fetch and cache a worker's /object_info (its capabilities)."""
@@ -109,11 +116,18 @@ class HealthChecker(BackgroundLoop):
         except GatewayError as exc:
             logger.warning("worker %s: cannot read /object_info: %s", worker.name, exc.message)
             return
-        if isinstance(info, dict):
-            worker.object_info = info
-            worker.capabilities = Capabilities.from_object_info(info)
-            logger.info("worker %s: %d node types", worker.name, len(info))
-            self._registry.notify(worker, "capabilities")
+        if not isinstance(info, dict):
+            logger.warning("worker %s: /object_info is not an object of node types", worker.name)
+            return
+        try:
+            capabilities = Capabilities.from_object_info(info)
+        except (AttributeError, TypeError, ValueError, IndexError) as exc:
+            logger.warning("worker %s: cannot read its /object_info: %s", worker.name, exc)
+            return
+        worker.object_info = info
+        worker.capabilities = capabilities
+        logger.info("worker %s: %d node types", worker.name, len(info))
+        self._registry.notify(worker, "capabilities")
 
     async def _mark_online(self, worker: Worker, result: Probe) -> None:
         was = worker.status

@@ -38,6 +38,7 @@ class JobService:
         self._by_gateway_id: dict[str, str] = {}
         self._on_worker: dict[int, dict[str, Job]] = {}  # worker id -> its active jobs (hot path index)
         self._waiting: dict[str, Job] = {}  # jobs in state queued: the gateway's own queue
+        self._order_cache: tuple | None = None  # (queued(), position by prompt id) until the queue changes
         self._seq = 0
         self._listeners: list[Callable[[Job, str], None]] = []
         self.dispatcher = None  # set by the app: the Dispatcher that sends queued jobs to workers
@@ -98,7 +99,13 @@ class JobService:
         return Job.from_row(row) if row else None
 
     def queued(self) -> list[Job]:
-        """Jobs waiting in the gateway, in the order they will be dispatched."""
+        """Jobs waiting in the gateway, in the order they will be dispatched (cached until it changes)."""
+        if self._order_cache is None:
+            order = self._dispatch_order()
+            self._order_cache = (order, {job.prompt_id: index for index, job in enumerate(order)})
+        return self._order_cache[0]
+
+    def _dispatch_order(self) -> list[Job]:
         waiting = self.waiting()
         order = self.scheduler.order([self.queued_view(job) for job in waiting])
         by_id = {job.prompt_id: job for job in waiting}
@@ -106,23 +113,32 @@ class JobService:
 
     def queued_view(self, job: Job):
         """The job as the scheduler sees it (cached; rebuilt when the job or the cost model changed)."""
-        epoch = (job.priority, len(job.excluded_workers), self.dispatcher.cost_epoch if self.dispatcher else 0)
+        epoch = (job.priority, len(job.excluded_workers), self.dispatcher.cost_epoch if self.dispatcher else 0,
+                 self.registry.version)
         cached = job.scheduler_view
         if cached is not None and cached[0] == epoch:
             return cached[1]
         cost = self.dispatcher.cost_model.estimate_cost(job.signature) if self.dispatcher else None
         view = QueuedJob(prompt_id=job.prompt_id, priority=job.priority, number=job.number, seq=job.seq,
                          requirements=job.requirements, estimated_cost=cost,
-                         excluded_workers=frozenset(job.excluded_workers))
+                         excluded_workers=self._avoid(job))
         job.scheduler_view = (epoch, view)
         return view
+
+    def _avoid(self, job: Job) -> frozenset:
+        """Workers a retried job should avoid, as long as another online worker can run it."""
+        if not job.excluded_workers:
+            return frozenset()
+        others = [w for w in self.registry.all() if w.state == "online" and w.id not in job.excluded_workers
+                  and (w.capabilities is None or w.capabilities.missing(job.requirements).empty)]
+        return frozenset(job.excluded_workers) if others else frozenset()
 
     def position(self, job: Job) -> int | None:
         """1-based place in line: among gateway-queued jobs, or on its worker's pending list."""
         if job.state == QUEUED:
-            for index, other in enumerate(self.queued()):
-                if other.prompt_id == job.prompt_id:
-                    return index + 1
+            self.queued()
+            index = self._order_cache[1].get(job.prompt_id)
+            return index + 1 if index is not None else None
         if job.state == SUBMITTED and job.worker_id is not None:
             worker = self.registry.get(job.worker_id)
             pending = list(worker.pending_prompt_ids) if worker else []
@@ -149,6 +165,8 @@ class JobService:
         if not online:
             raise WorkerUnavailable(NO_WORKER_ONLINE)
         if request.prompt_id and (self.get(request.prompt_id) or await self.store.get_job(request.prompt_id)):
+            raise ComfyError(409, {"error": "prompt_id already exists"})
+        if request.prompt_id and self.get(request.prompt_id):  # a twin request passed the check meanwhile
             raise ComfyError(409, {"error": "prompt_id already exists"})
         job = self._new_job(request)
         capable = [w for w in online if w.capabilities is None or w.capabilities.missing(job.requirements).empty]
@@ -197,6 +215,7 @@ class JobService:
 
     def place(self, job: Job, state: str, worker_id: int | None) -> None:
         """Set a job's state and worker, keeping the per-worker and waiting indexes right."""
+        self._order_cache = None
         if job.worker_id is not None:
             self._on_worker.get(job.worker_id, {}).pop(job.prompt_id, None)
         self._waiting.pop(job.prompt_id, None)
@@ -254,6 +273,7 @@ class JobService:
         if job.state != QUEUED:
             raise Conflict(f"job {prompt_id} is {job.state}; only jobs waiting in the gateway can be re-prioritised")
         job.priority = priority
+        self._order_cache = None
         self.save(job, "priority")
         self.notify(job, "queued")
         self.dispatcher.wake()
@@ -273,7 +293,8 @@ class JobService:
         self.active.pop(job.prompt_id, None)
         self.recent[job.prompt_id] = job
         while len(self.recent) > RECENT_FINISHED:
-            self.recent.popitem(last=False)
+            _, old = self.recent.popitem(last=False)
+            self._by_gateway_id.pop(old.gateway_job_id, None)
         self.save(job, "state", "finished_at", "error", "history", "progress", "started_at", "worker_id", "attempts")
         logger.info("job %s %s on %s", job.prompt_id, state, self.worker_name(job))
         self.notify(job, "finished")
@@ -297,6 +318,9 @@ class JobService:
             job.priority_given = False
             job.outputs_to_execute = output_nodes(job.prompt, None, job.body.get("partial_execution_targets"))
             job.progress = Progress(nodes_total=len(job.prompt))
+            if job.state != QUEUED and job.submitted_at is None:
+                # Stopped while its POST travelled: the worker's next /queue says whether it arrived.
+                job.submitted_at = job.created_at
             self._track(job)
             jobs.append(job)
         logger.info("reloaded %d unfinished job(s)", len(jobs))

@@ -50,7 +50,8 @@ async def apply_mask(gateway, mask: bytes, original_ref: str) -> bytes:
         ref = json.loads(original_ref) if original_ref else None
     except ValueError:
         ref = None
-    if not isinstance(ref, dict) or not ref.get("filename"):
+    if not isinstance(ref, dict) or not isinstance(ref.get("filename"), str) or not ref["filename"] \
+            or not all(isinstance(ref.get(key, ""), str) for key in ("subfolder", "type")):
         raise BadRequest("field 'original_ref' must be JSON like {\"filename\": ..., \"subfolder\": ..., "
                          "\"type\": ...}", extra={"field": "original_ref"})
     original = await _original_bytes(gateway, ref)

@@ -56,6 +56,12 @@ def parse_prompt_request(body: Any) -> PromptRequest:
         if not isinstance(node, dict) or "class_type" not in node:
             raise comfy_400("invalid_prompt", "Cannot execute because a node is missing the class_type property.",
                             f"Node ID '#{node_id}'")
+        if not isinstance(node["class_type"], str):
+            raise comfy_400("invalid_prompt", f"Cannot execute because node {node_id} has a class_type that is "
+                            "not a string.", f"Node ID '#{node_id}'")
+        if not isinstance(node.get("inputs", {}), dict):
+            raise comfy_400("invalid_prompt", f"Cannot execute because the inputs of node {node_id} are not an "
+                            "object of input names to values.", f"Node ID '#{node_id}'")
     client_id = body.get("client_id")
     if client_id is not None and not isinstance(client_id, str):
         client_id = str(client_id)

@@ -17,6 +17,17 @@ HUNG_GRACE_SECONDS = 60.0  # a job running on a worker that stopped answering (m
 HISTORY_ATTEMPTS = 3
 
 
+def queue_items(queue: dict, key: str) -> list:
+    """The well-formed items of a worker's /queue list (a broken worker must not break the gateway)."""
+    items = queue.get(key) if isinstance(queue, dict) else None
+    return [item for item in items or () if isinstance(item, list) and len(item) > 1 and isinstance(item[1], str)] \
+        if isinstance(items, list) else []
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
 class JobTracker:
     """Turns what workers report into job state changes; asks the dispatcher to requeue or retry."""
 
@@ -66,6 +77,8 @@ class JobTracker:
     async def _finalize(self, job: Job, worker, entry: dict | None) -> None:
         if entry is None:
             entry = await self._fetch_history(job, worker)
+        if not job.active or job.worker_id != worker.id:
+            return  # moved on while the history was fetched (retried elsewhere, cancelled)
         if entry:
             state, error = outcome_from_history(entry)
             if job.cancel_requested and state == FAILED and error and error.get("type") == "interrupted":
@@ -115,10 +128,9 @@ class JobTracker:
     # ----- polling (health checks) -----------------------------------------------------------------
     async def on_queue(self, worker, queue: dict, snapshot_started: float) -> None:
         """A fresh /queue of a worker: update its load and settle jobs the events did not."""
-        running = [item[1] for item in queue.get("queue_running", []) if isinstance(item, list) and len(item) > 1]
-        pending_items = sorted((item for item in queue.get("queue_pending", []) if isinstance(item, list)
-                                and len(item) > 1), key=lambda item: (item[0], str(item[1])))
-        pending = [item[1] for item in pending_items]
+        running = [item[1] for item in queue_items(queue, "queue_running")]
+        pending = [item[1] for item in sorted(queue_items(queue, "queue_pending"),
+                                              key=lambda item: (_number(item[0]), item[1]))]
         worker.queue_remaining = len(running) + len(pending)
         worker.queue_snapshot = (time.time(), queue)
         worker.running_prompt_ids, worker.pending_prompt_ids = tuple(running), tuple(pending)
@@ -178,6 +190,8 @@ class JobTracker:
         """A worker went offline: its waiting jobs come back; running ones are retried once it is surely dead."""
         refused = "refused" in (worker.last_error or "").lower() or "unreachable" in (worker.last_error or "")
         for job in self.jobs.active_on(worker.id):
+            if job.prompt_id in self._finalizing:
+                continue  # it ended there; its history is being collected
             if job.state == SUBMITTED:
                 self.lost(job, worker, started=False, reason=f"worker {worker.name} went offline")
             elif refused or (job.lost_since and time.time() - job.lost_since > HUNG_GRACE_SECONDS):
@@ -198,6 +212,8 @@ class JobTracker:
         if waiting:
             asyncio.ensure_future(self._delete_from_queue(worker, waiting))
         for job in jobs:
+            if job.prompt_id in self._finalizing:
+                continue
             if job.state == RUNNING:
                 asyncio.ensure_future(self._interrupt(worker, job))
             self.lost(job, worker, started=job.state == RUNNING, reason=f"worker {worker.name} was removed")

@@ -70,13 +70,23 @@ class UploadService:
             raise ComfyError(400, b"")
         sha = hashlib.sha256(data).hexdigest()
         name = self._final_name(upload_type, sub, name, sha, overwrite)
-        blob = self.blob_dir / sha
-        if not blob.exists():
-            await asyncio.get_running_loop().run_in_executor(None, _write_atomic, blob, data)
-        if self._index.get((upload_type, sub, name)) != sha:
-            await self.store.add_upload({"sha256": sha, "type": upload_type, "subfolder": sub, "name": name,
-                                            "size": len(data), "created_at": time.time()})
-            self._index[(upload_type, sub, name)] = sha
+        key = (upload_type, sub, name)
+        previous = self._index.get(key)
+        # Claim the name before any await, so a concurrent upload of other bytes gets "stem (1).ext".
+        self._index[key] = sha
+        try:
+            blob = self.blob_dir / sha
+            if not blob.exists():
+                await asyncio.get_running_loop().run_in_executor(None, _write_atomic, blob, data)
+            if previous != sha:
+                await self.store.add_upload({"sha256": sha, "type": upload_type, "subfolder": sub, "name": name,
+                                             "size": len(data), "created_at": time.time()})
+        except BaseException:
+            if previous is None:
+                self._index.pop(key, None)
+            else:
+                self._index[key] = previous
+            raise
         logger.info("upload %s/%s stored (%d bytes)", sub or ".", name, len(data))
         return {"name": name, "subfolder": subfolder or "", "type": upload_type}
 
@@ -137,7 +147,7 @@ class UploadService:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".part")
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")  # two uploads of one file may race
     tmp.write_bytes(data)
     os.replace(tmp, path)
 

@@ -167,6 +167,7 @@ class WorkerRegistry:
         self._default_max_queue = default_max_queue
         self._workers: dict[int, Worker] = {}
         self._listeners: list[Callable[[Worker, str], None]] = []
+        self.version = 0  # bumped on every change of any worker's state or configuration
 
     def add_listener(self, callback: Callable[[Worker, str], None]) -> None:
         """Call callback(worker, event) on added/updated/deleted/online/offline/status events."""
@@ -174,6 +175,8 @@ class WorkerRegistry:
 
     def notify(self, worker: Worker, event: str) -> None:
         """Tell listeners that a worker changed."""
+        if event != "health":
+            self.version += 1
         for callback in list(self._listeners):
             try:
                 callback(worker, event)

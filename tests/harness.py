@@ -49,6 +49,12 @@ class Cluster:
         port = await self.gateway.start()
         self.url = f"http://127.0.0.1:{port}"
 
+    async def restart_gateway_after_stop(self) -> None:
+        """Start a new gateway on the same data folder after the old one was stopped."""
+        self.gateway = Gateway(test_settings(self.data_dir, **self.settings))
+        port = await self.gateway.start()
+        self.url = f"http://127.0.0.1:{port}"
+
     async def add_sim(self, register: bool = True, worker: dict | None = None, **sim_kwargs: Any) -> FakeComfy:
         """Start a simulator and (by default) register it as a worker."""
         sim = FakeComfy(**sim_kwargs)

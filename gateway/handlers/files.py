@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import mimetypes
 import os
@@ -84,38 +85,52 @@ class ViewHandler(ComfyHandler):
     async def _send_local(self, path, filename: str, head: bool) -> None:
         size = os.path.getsize(path)
         content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        self.set_header("Content-Type", content_type)
         self.set_header("Content-Disposition", f'filename="{filename}"')
         self.set_header("Accept-Ranges", "bytes")
-        start, end = 0, size
-        request_range = self.request.headers.get("Range")
-        if request_range:
-            parsed = httputil._parse_request_range(request_range)
-            if parsed is None or (parsed[0] is not None and parsed[0] >= size):
-                self.set_status(416)
-                self.set_header("Content-Range", f"bytes */{size}")
-                self.finish()
-                return
-            first, last = parsed
-            start = first if first is not None else max(0, size + (last or 0))
-            end = min(size, last) if (last is not None and first is not None) else size
+        span = byte_range(self.request.headers.get("Range"), size)
+        if span is None:
+            self.set_status(416)
+            self.set_header("Content-Range", f"bytes */{size}")
+            self.finish()
+            return
+        start, end = span
+        self.set_header("Content-Type", content_type)
+        if (start, end) != (0, size):
             self.set_status(206)
             self.set_header("Content-Range", httputil._get_content_range(start, end, size))
         self.set_header("Content-Length", str(end - start))
         if head:
             self.finish()
             return
+        loop = asyncio.get_running_loop()
         with open(path, "rb") as handle:
             handle.seek(start)
             remaining = end - start
             while remaining > 0:
-                chunk = handle.read(min(CHUNK, remaining))
+                chunk = await loop.run_in_executor(None, handle.read, min(CHUNK, remaining))
                 if not chunk:
                     break
                 remaining -= len(chunk)
                 await self._relay(chunk)
         await self._drain()
         self.finish()
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """[start, end) to send for a Range header; (0, size) without one; None when it cannot be satisfied."""
+    if not header:
+        return 0, size
+    parsed = httputil._parse_request_range(header)
+    if parsed is None:
+        return 0, size  # an unreadable Range is ignored (RFC 7233)
+    start, end = parsed
+    if start is not None and start < 0:  # "bytes=-N": the last N bytes
+        start = max(0, size + start)
+    start = start or 0
+    end = size if end is None else min(end, size)
+    if start >= size or end <= start:
+        return None
+    return start, end
 
 
 class UploadHandler(ComfyHandler):

@@ -67,11 +67,11 @@ class ProbeUrlHandler(BaseHandler):
         if not isinstance(body, dict):
             raise BadRequest("body must be a JSON object")
         url, user, password = normalize_url(body.get("url"))
-        user = body.get("auth_username") or user or self.gw.settings.worker_auth_username
         if body.get("auth_username"):
-            password = body.get("auth_password")
-        elif not user or user == self.gw.settings.worker_auth_username:
-            password = password or self.gw.settings.worker_auth_password
+            user, password = body.get("auth_username"), body.get("auth_password")
+        elif not user and any(w.url == url for w in self.gw.registry.all()):
+            # The global credentials go only to registered workers, never to an arbitrary URL.
+            user, password = self.gw.settings.worker_auth_username, self.gw.settings.worker_auth_password
         client = WorkerClient(url, url, lambda: (user, password), lambda: PROBE_TIMEOUT)
         result = await probe(client, PROBE_TIMEOUT)
         self.write_json(result.report())
