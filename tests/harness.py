@@ -133,6 +133,23 @@ class Cluster:
             await asyncio.sleep(0.05)
 
 
+async def wait_until_answers(url: str, timeout: float, proc, what: str) -> None:
+    """Poll url until it answers 200; fail if the process exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if proc.returncode is not None:
+                raise AssertionError(f"{what} exited with {proc.returncode}")
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"{what} did not answer {url} within {timeout} s")
+
+
 def free_port() -> int:
     """A free TCP port on loopback."""
     import socket
@@ -162,19 +179,8 @@ class GatewayProcess:
             sys.executable, "-m", "gateway", "--no-tray", "--host", "127.0.0.1", "--port", str(self.port),
             "--data-dir", str(self.data_dir), cwd=str(root), env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=open(self.data_dir.parent / "gateway-stderr.log", "ab"))
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                try:
-                    async with session.get(self.url + "/healthz") as response:
-                        if response.status == 200:
-                            return self
-                except aiohttp.ClientError:
-                    pass
-                if self.proc.returncode is not None:
-                    raise AssertionError(f"gateway exited with {self.proc.returncode}")
-                await asyncio.sleep(0.1)
-        raise AssertionError("gateway did not become healthy")
+        await wait_until_answers(self.url + "/healthz", timeout, self.proc, "gateway")
+        return self
 
     async def kill(self) -> None:
         """kill -9."""
@@ -203,16 +209,8 @@ class SimProcess:
         root = Path(__file__).resolve().parent.parent
         self.proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "tests.fake_comfy", *self.args,
                                                          cwd=str(root), stdout=asyncio.subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                try:
-                    async with session.get(self.url + "/system_stats") as response:
-                        if response.status == 200:
-                            return self
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
-        raise AssertionError("simulator process did not start")
+        await wait_until_answers(self.url + "/system_stats", timeout, self.proc, "simulator")
+        return self
 
     async def stop(self) -> None:
         """Terminate the process."""
