@@ -135,21 +135,19 @@ class Dispatcher(BackgroundLoop):
         return chosen
 
     async def submit_now(self, job: Job, worker, object_info: dict | None) -> tuple[int, dict]:
-        """Fast path: persist and forward at the same time; answer with the worker's own answer.
+        """Fast path: persist (the row already says "submitted to this worker"), forward, and answer
+        with the worker's own answer.
 
-        The row (already saying "submitted to this worker") is written while the request travels, and
-        the client is answered only after both. A crash in between leaves at worst a job the worker
-        runs that the client was never told about; never one that runs twice.
+        Writing first and forwarding second measured faster than doing both at once: the store
+        thread and the event loop then do not take turns on the GIL in the middle of the request.
         """
-        insert = asyncio.ensure_future(self.jobs.store.insert_job(job.row(), fetch=False))
-        sending = asyncio.ensure_future(self._send(job, worker))
         try:
-            await insert
+            await self.jobs.store.insert_job(job.row(), fetch=False)
         except Exception:
-            await self._withdraw(job, worker, sending)
+            self.jobs.forget(job)
             raise
         try:
-            status, body = await sending
+            status, body = await self._send(job, worker)
         except Exception:
             logger.exception("sending job %s failed", job.prompt_id)
             self._requeue(job, "internal error while sending")
@@ -167,13 +165,6 @@ class Dispatcher(BackgroundLoop):
                                                "details": result.error_body})
                 return 400, result.error_body
         return 200, self.jobs.answer(job)
-
-    async def _withdraw(self, job: Job, worker, sending: asyncio.Future) -> None:
-        """The job could not be stored: take it back from the worker and forget it."""
-        status, _ = await sending
-        self.jobs.forget(job)
-        if status == 200:
-            await self._take_back(worker, job.prompt_id)
 
     async def _send_background(self, job: Job, worker) -> None:
         try:
