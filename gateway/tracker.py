@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from .errors import GatewayError
 from .job_events import OUTCOME_SUCCESS, apply_event, outcome_from_history
