@@ -174,14 +174,20 @@ def _on_signals(callback: Callable[[], None]) -> None:
             pass
 
 
-def run_headless(settings: Settings, instance: InstanceLock | None = None, opener=None) -> int:
-    """Run without a tray until SIGINT/SIGTERM, using the same runner as the tray."""
+def _launch(settings: Settings, instance: InstanceLock | None, opener) -> tuple[GatewayRunner, int | None]:
+    """Start the gateway thread; once it serves, tell later launches where it is. Exit code on failure."""
     runner = GatewayRunner(settings)
     code = _start(runner, settings, opener)
+    if code is None and instance is not None:
+        instance.publish(runner.url)
+    return runner, code
+
+
+def run_headless(settings: Settings, instance: InstanceLock | None = None, opener=None) -> int:
+    """Run without a tray until SIGINT/SIGTERM, using the same runner as the tray."""
+    runner, code = _launch(settings, instance, opener)
     if code is not None:
         return code
-    if instance is not None:
-        instance.publish(runner.url)
     return _wait_headless(runner, settings, opener)
 
 
@@ -193,12 +199,9 @@ def run_with_tray(settings: Settings, instance: InstanceLock | None = None, *,
         logger.warning("no display found (DISPLAY/WAYLAND_DISPLAY unset): running headless without a tray icon")
         return run_headless(settings, instance, opener)
     from .tray import TrayApp
-    runner = GatewayRunner(settings)
-    code = _start(runner, settings, opener)
+    runner, code = _launch(settings, instance, opener)
     if code is not None:
         return code
-    if instance is not None:
-        instance.publish(runner.url)
     app = TrayApp(runner, runner.url, settings.data_path, lambda url: open_page(url, opener), folder_opener,
                   refresh_seconds)
     try:
