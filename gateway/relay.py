@@ -12,53 +12,57 @@ logger = logging.getLogger(__name__)
 
 PREVIEW_IMAGE, TEXT, PREVIEW_WITH_METADATA = 1, 3, 4
 STATUS_INTERVAL = 0.02  # seconds over which queue changes are gathered into one status frame
-CLIENT_QUEUE_LIMIT = 2000  # frames waiting for one slow client before it is dropped
+CLIENT_BUFFER_LIMIT = 32 * 1024 * 1024  # bytes waiting for one client before it is dropped as too slow
 # Events ComfyUI sends for a prompt without client_id (broadcast); the others are not sent at all.
 NO_CLIENT_BROADCAST = {"progress", "progress_state", "execution_interrupted"}
 IMAGE_FORMATS = {"image/jpeg": 1, "image/png": 2}
 FORMAT_TYPES = {1: "image/jpeg", 2: "image/png"}
 
 
-class ClientConnection:
-    """One client socket: its sid, negotiated flags and an outgoing queue drained by its own writer."""
+def ws_frame(message: str | bytes) -> bytes:
+    """One whole unmasked WebSocket frame (server to client): text for str, binary for bytes."""
+    if isinstance(message, str):
+        payload, first = message.encode(), 0x81  # FIN + text
+    else:
+        payload, first = message, 0x82  # FIN + binary
+    size = len(payload)
+    if size < 126:
+        header = bytes((first, size))
+    elif size <= 0xFFFF:
+        header = struct.pack("!BBH", first, 126, size)
+    else:
+        header = struct.pack("!BBQ", first, 127, size)
+    return header + payload
 
-    def __init__(self, sid: str, send: Callable, close: Callable, send_nowait: Callable | None = None):
+
+class ClientConnection:
+    """One client socket: its sid, negotiated flags, and a writer of whole WebSocket frames.
+
+    Frames are written straight into the socket's buffer, in order, as each event arrives: no queue,
+    no task and no future per frame, because at hundreds of events a second to a hundred clients that
+    bookkeeping (and the extra loop turn before the write) was what delayed events. A frame that is
+    sent to many clients is framed once (see ClientHub.broadcast). A client that stops reading is
+    disconnected by its writer once too much is waiting for it, so it never slows anyone else.
+    """
+
+    def __init__(self, sid: str, write: Callable[[bytes], bool]):
         self.sid = sid
         self.supports_preview_metadata = False
         self.closed = False
-        self._send = send
-        self._send_nowait = send_nowait or (lambda frame: asyncio.ensure_future(send(frame)))
-        self._close = close
-        self._queue: asyncio.Queue = asyncio.Queue(CLIENT_QUEUE_LIMIT)
-        self._writer = asyncio.ensure_future(self._drain())
+        self._write = write
 
-    def put(self, frame: str | bytes) -> None:
-        """Queue a frame; a client too slow to keep up is disconnected instead of slowing others."""
-        if self.closed:
-            return
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            logger.warning("client %s is too slow; closing its socket", self.sid)
-            self.shutdown()
-            self._close()
+    def put(self, message: str | bytes) -> None:
+        """Send one message (str: text frame, bytes: binary frame)."""
+        self.put_frame(ws_frame(message))
 
-    async def _drain(self) -> None:
-        while True:
-            frames = [await self._queue.get()]
-            while not self._queue.empty():  # write everything waiting, then wait once for the socket
-                frames.append(self._queue.get_nowait())
-            try:
-                for frame in frames[:-1]:
-                    self._send_nowait(frame)
-                await self._send(frames[-1])
-            except Exception:
-                return
+    def put_frame(self, frame: bytes) -> None:
+        """Send one already framed message; a client that is gone or too slow is closed for good."""
+        if not self.closed and not self._write(frame):
+            self.closed = True
 
     def shutdown(self) -> None:
-        """Stop the writer; later frames are dropped."""
+        """Later frames are dropped."""
         self.closed = True
-        self._writer.cancel()
 
 
 class ClientHub:
@@ -108,14 +112,14 @@ class ClientHub:
         if remaining == self._last_status:
             return  # ComfyUI speaks when its queue changes; an unchanged count is not news
         self._last_status = remaining
-        frame = json.dumps({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": remaining}}}})
-        for conn in list(self._clients.values()):
-            conn.put(frame)
+        self.broadcast(json.dumps({"type": "status", "data": {"status": {"exec_info": {
+            "queue_remaining": remaining}}}}))
 
-    def broadcast(self, frame: str | bytes) -> None:
-        """Send to every client."""
+    def broadcast(self, message: str | bytes) -> None:
+        """Send to every client (framed once)."""
+        frame = ws_frame(message)
         for conn in list(self._clients.values()):
-            conn.put(frame)
+            conn.put_frame(frame)
 
     # ----- routing of worker events ------------------------------------------------------------
     def forward_text(self, event_type: str, raw: str, job, running_job) -> None:

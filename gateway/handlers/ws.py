@@ -7,9 +7,10 @@ import logging
 import uuid
 
 import tornado.websocket
+from tornado.iostream import StreamBufferFullError, StreamClosedError
 
 from ..job_model import RUNNING
-from ..relay import ClientConnection
+from ..relay import CLIENT_BUFFER_LIMIT, ClientConnection
 from .base import bearer_token, origin_allowed, token_matches
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,9 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     def open(self) -> None:
         sid = self.get_query_argument("clientId", None) or uuid.uuid4().hex
         self._negotiated = False
-        self.conn = ClientConnection(sid, self._send, self.close, self._send_nowait)
+        # Past this many unsent bytes the stream refuses writes: the client is not reading.
+        self.ws_connection.stream.max_write_buffer_size = CLIENT_BUFFER_LIMIT
+        self.conn = ClientConnection(sid, self._write_frame)
         hub = self.gw.hub
         hub.register(self.conn)
         self.conn.put(hub.status_frame(sid))
@@ -53,13 +56,21 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         if running is not None:
             self.conn.put(json.dumps({"type": "executing", "data": {"node": running.progress.node}}))
 
-    async def _send(self, frame: str | bytes) -> None:
-        await self.write_message(frame, binary=isinstance(frame, bytes))
-
-    def _send_nowait(self, frame: str | bytes) -> None:
-        """Write without waiting (the socket buffers it; the writer awaits the last frame of a batch)."""
-        sending = self.write_message(frame, binary=isinstance(frame, bytes))
-        sending.add_done_callback(lambda done: done.cancelled() or done.exception())
+    def _write_frame(self, frame: bytes) -> bool:
+        """Put a whole WebSocket frame into the socket's buffer; False once the client is gone or dropped."""
+        connection = self.ws_connection
+        if connection is None or connection.stream.closed():
+            return False
+        try:
+            connection.stream.write(frame)
+            return True
+        except StreamBufferFullError:
+            logger.warning("client %s is too slow (over %d bytes unsent); closing its socket",
+                           self.conn.sid if self.conn else "?", CLIENT_BUFFER_LIMIT)
+            connection.stream.close()  # no close frame: it could not be written either
+        except StreamClosedError:
+            pass
+        return False
 
     def on_message(self, message: str | bytes) -> None:
         if self._negotiated or isinstance(message, bytes):

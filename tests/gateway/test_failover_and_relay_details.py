@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections import Counter
 
 from tests.fake_comfy import sample_workflow, slow_workflow
@@ -115,25 +116,52 @@ async def test_job_completes_by_polling_when_the_worker_socket_stays_down(cluste
     assert history[answer["prompt_id"]]["outputs"]
 
 
-async def test_a_slow_client_does_not_hold_up_the_others(cluster):
-    from gateway.relay import ClientConnection
+async def _socket_that_never_reads(url: str, client_id: str) -> socket.socket:
+    """A real WebSocket client on the gateway that completes the handshake and then stops reading."""
+    host, port = url.split("//", 1)[1].split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # small, so the gateway's side fills up
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, (host, int(port)))
+    await loop.sock_sendall(sock, (f"GET /ws?clientId={client_id} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                                   ).encode())
+    answer = await asyncio.wait_for(loop.sock_recv(sock, 1024), 5)
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    return sock
+
+
+async def test_a_client_that_stops_reading_is_dropped_without_holding_up_the_others(cluster, monkeypatch):
+    import gateway.handlers.ws as ws_handler
+    monkeypatch.setattr(ws_handler, "CLIENT_BUFFER_LIMIT", 2 * 1024 * 1024)
     await cluster.add_sim(node_seconds=0.02)
     await cluster.wait_online()
-    stuck = asyncio.Event()
-
-    async def never_returns(frame):
-        await stuck.wait()
-
-    closed = []
-    slow = ClientConnection("slow", never_returns, lambda: closed.append(True))
-    cluster.gateway.hub.register(slow)
-    async with WsRecorder(cluster.session, cluster.url.replace("http", "ws") + "/ws?clientId=fast") as fast:
-        for _ in range(3):
-            answer = await cluster.submit(sample_workflow(), client_id="fast")
-            await fast.wait_done(answer["prompt_id"], timeout=10)
-        flood = json.dumps({"type": "status", "data": {}})
-        for _ in range(2100):
-            slow.put(flood)
-        assert closed == [True], "a client whose queue overflows is dropped"
-    stuck.set()
-    cluster.gateway.hub.unregister(slow)
+    hub = cluster.gateway.hub
+    sock = await _socket_that_never_reads(cluster.url, "stuck")
+    try:
+        for _ in range(100):
+            if hub.get("stuck") is not None:
+                break
+            await asyncio.sleep(0.02)
+        stuck = hub.get("stuck")
+        assert stuck is not None
+        async with WsRecorder(cluster.session, cluster.url.replace("http", "ws") + "/ws?clientId=fast") as fast:
+            chunk = b"\0" * (256 * 1024)
+            sent = 0
+            while not stuck.closed and sent < 64 * 1024 * 1024:  # far beyond the limit plus kernel buffers
+                stuck.put(chunk)
+                sent += len(chunk)
+            assert stuck.closed, "a client that never reads is dropped once its backlog passes the limit"
+            assert sent < 32 * 1024 * 1024
+            for _ in range(100):
+                if hub.get("stuck") is None:
+                    break
+                await asyncio.sleep(0.02)
+            assert hub.get("stuck") is None, "the dropped socket is closed and unregistered"
+            for _ in range(3):
+                answer = await cluster.submit(sample_workflow(), client_id="fast")
+                await fast.wait_done(answer["prompt_id"], timeout=10)
+    finally:
+        sock.close()
