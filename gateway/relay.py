@@ -6,12 +6,14 @@ import asyncio
 import json
 import logging
 import struct
+from collections import deque
 from typing import Callable
 
 logger = logging.getLogger(__name__)
 
 PREVIEW_IMAGE, TEXT, PREVIEW_WITH_METADATA = 1, 3, 4
 STATUS_INTERVAL = 0.02  # seconds over which queue changes are gathered into one status frame
+BROADCAST_SLICE = 8  # clients written per loop turn when a frame goes to everyone
 CLIENT_BUFFER_LIMIT = 32 * 1024 * 1024  # bytes waiting for one client before it is dropped as too slow
 # Events ComfyUI sends for a prompt without client_id (broadcast); the others are not sent at all.
 NO_CLIENT_BROADCAST = {"progress", "progress_state", "execution_interrupted"}
@@ -41,8 +43,9 @@ class ClientConnection:
     Frames are written straight into the socket's buffer, in order, as each event arrives: no queue,
     no task and no future per frame, because at hundreds of events a second to a hundred clients that
     bookkeeping (and the extra loop turn before the write) was what delayed events. A frame that is
-    sent to many clients is framed once (see ClientHub.broadcast). A client that stops reading is
-    disconnected by its writer once too much is waiting for it, so it never slows anyone else.
+    sent to many clients is framed once and held back briefly (see ClientHub.broadcast). A client
+    that stops reading is disconnected by its writer once too much is waiting for it, so it never
+    slows anyone else.
     """
 
     def __init__(self, sid: str, write: Callable[[bytes], bool]):
@@ -50,14 +53,33 @@ class ClientConnection:
         self.supports_preview_metadata = False
         self.closed = False
         self._write = write
+        self._held: list[bytes] = []  # broadcast frames not written yet; they go out before anything newer
 
     def put(self, message: str | bytes) -> None:
         """Send one message (str: text frame, bytes: binary frame)."""
         self.put_frame(ws_frame(message))
 
     def put_frame(self, frame: bytes) -> None:
-        """Send one already framed message; a client that is gone or too slow is closed for good."""
-        if not self.closed and not self._write(frame):
+        """Send one already framed message now (after any held ones, in one write)."""
+        if self._held:
+            self._held.append(frame)
+            self.flush()
+        elif not self.closed and not self._write(frame):
+            self.closed = True
+
+    def hold(self, frame: bytes) -> bool:
+        """Queue a frame for the next flush(); True if nothing was held before."""
+        if self.closed:
+            return False
+        self._held.append(frame)
+        return len(self._held) == 1
+
+    def flush(self) -> None:
+        """Write the held frames; a client that is gone or too slow is closed for good."""
+        if not self._held:
+            return
+        frames, self._held = self._held, []
+        if not self.closed and not self._write(frames[0] if len(frames) == 1 else b"".join(frames)):
             self.closed = True
 
     def shutdown(self) -> None:
@@ -73,6 +95,7 @@ class ClientHub:
         self._cluster_queue = cluster_queue
         self._last_status: int | None = None
         self._status_scheduled = False
+        self._to_flush: deque[ClientConnection] = deque()
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -116,10 +139,26 @@ class ClientHub:
             "queue_remaining": remaining}}}}))
 
     def broadcast(self, message: str | bytes) -> None:
-        """Send to every client (framed once)."""
+        """Send to every client: framed once, written BROADCAST_SLICE clients per loop turn.
+
+        A write to a loopback socket costs tens of microseconds, so writing to a hundred clients at once
+        would hold every other event (a progress frame due to one client) for milliseconds. In slices,
+        other events are handled between them; a client's own frames still arrive in order because
+        anything sent to it meanwhile first writes what is held for it.
+        """
         frame = ws_frame(message)
-        for conn in list(self._clients.values()):
-            conn.put_frame(frame)
+        was_idle = not self._to_flush
+        for conn in self._clients.values():
+            if conn.hold(frame):
+                self._to_flush.append(conn)
+        if was_idle and self._to_flush:
+            asyncio.get_running_loop().call_soon(self._flush_slice)
+
+    def _flush_slice(self) -> None:
+        for _ in range(min(BROADCAST_SLICE, len(self._to_flush))):
+            self._to_flush.popleft().flush()
+        if self._to_flush:
+            asyncio.get_running_loop().call_soon(self._flush_slice)
 
     # ----- routing of worker events ------------------------------------------------------------
     def forward_text(self, event_type: str, raw: str, job, running_job) -> None:
