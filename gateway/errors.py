@@ -70,6 +70,17 @@ class WorkerTimeout(GatewayError):
     type = "worker_timeout"
 
 
+class StoreUnavailable(GatewayError):
+    """The job could not be written to the store, so it was not accepted (the client may retry)."""
+
+    status = 503
+    type = "store_unavailable"
+
+    def __init__(self, cause: Exception):
+        super().__init__(f"the job could not be stored ({type(cause).__name__}: {cause}); it was not accepted, "
+                         "try again")
+
+
 class ComfyError(Exception):
     """An answer in ComfyUI's own shape (for ComfyUI-compatible routes): status plus body."""
 

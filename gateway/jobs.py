@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from .capabilities import requirements_of
 from .cost_model import workflow_signature
-from .errors import NO_WORKER_ONLINE, ComfyError, Conflict, NotFound, WorkerUnavailable
+from .errors import NO_WORKER_ONLINE, ComfyError, Conflict, NotFound, StoreUnavailable, WorkerUnavailable
 from .job_events import output_nodes
 from .job_model import ACTIVE_STATES, DONE, FAILED, QUEUED, RUNNING, SUBMITTED, Job, Progress
 from .job_events import needed_nodes
@@ -242,9 +242,10 @@ class JobService:
             node_errors = {}
         try:
             await self.store.insert_job(job.row(), fetch=False)
-        except Exception:
+        except Exception as exc:
+            logger.error("job %s could not be stored: %s", job.prompt_id, exc)
             self.forget(job)
-            raise
+            raise StoreUnavailable(exc) from None
         logger.info("job %s queued in the gateway (priority %d)", job.prompt_id, job.priority)
         self.notify(job, "queued")
         self.dispatcher.wake()

@@ -71,18 +71,18 @@ class Store:
             self._executor = self._db = self._m = None
             self._closing = False
 
-    async def _run(self, fn, *args, **kwargs):
-        """Run a blocking ``fn`` on the store thread and await its result."""
+    def _run(self, fn, *args, **kwargs):
+        """Queue a blocking ``fn`` on the store thread now; await the returned future for its result."""
         if self._executor is None or self._closing:
             raise StoreClosedError("store is not open")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
+        return loop.run_in_executor(
             self._executor, functools.partial(fn, *args, **kwargs))
 
-    async def _query(self, fn, *args, **kwargs):
+    def _query(self, fn, *args, **kwargs):
         if self._m is None:
             raise StoreClosedError("store is not open")
-        return await self._run(fn, self._m, *args, **kwargs)
+        return self._run(fn, self._m, *args, **kwargs)
 
     # -- workers ---------------------------------------------------------
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from aiohttp import web
 
-from tests.fake_comfy import sample_workflow
+from tests.fake_comfy import sample_workflow, slow_workflow
 from tests.harness import Cluster
 from tests.store.services import require_redis
 
@@ -162,3 +162,36 @@ async def test_worker_load_and_job_events_are_mirrored_to_redis(tmp_path):
             await client.delete(*keys)
         await client.aclose()
         await cluster.stop()
+
+
+async def test_a_job_the_store_cannot_write_is_refused_with_503_and_never_sent(cluster):
+    import sqlite3
+    sim = await cluster.add_sim(node_seconds=0.05)
+    await cluster.wait_online()
+    database = sqlite3.connect(cluster.gateway.settings.data_path / "gateway.sqlite3", isolation_level=None)
+
+    async def refused() -> None:
+        # A real write failure of the real database file, as a full disk would give.
+        database.execute("CREATE TRIGGER refuse_jobs BEFORE INSERT ON jobs "
+                         "BEGIN SELECT RAISE(ABORT, 'disk is full'); END")
+        try:
+            status, body = await cluster.request("POST", "/prompt", json={"prompt": sample_workflow()})
+        finally:
+            database.execute("DROP TRIGGER refuse_jobs")
+        assert status == 503, body
+        assert body["error"]["type"] == "store_unavailable" and "not accepted" in body["error"]["message"]
+
+    try:
+        await refused()  # the worker is idle: the fast path would have forwarded it at once
+        assert not cluster.gateway.jobs.active, "nothing unaccepted stays in memory"
+        history = await (await cluster.session.get(sim.url + "/history")).json()
+        assert history == {}, "the worker never got the job"
+        busy = await cluster.submit(slow_workflow(0.5, node_seconds=0.05))
+        await refused()  # the worker is busy: the job would have waited in the gateway
+        assert list(cluster.gateway.jobs.active) == [busy["prompt_id"]]
+        queue = await cluster.get("/queue")
+        assert [item[1] for item in queue["queue_running"] + queue["queue_pending"]] == [busy["prompt_id"]]
+    finally:
+        database.close()
+    answer = await cluster.submit(sample_workflow())
+    assert (await cluster.wait_job(answer["prompt_id"], timeout=10))["status"] == "done"
