@@ -30,6 +30,7 @@ class FileLocation:
 
     path: Path | None = None
     worker: object = None
+    from_index: bool = False  # found in the gateway's own records, which may be out of date
 
 
 def parse_view_query(args: dict) -> ViewRequest:
@@ -75,12 +76,19 @@ class FileLocator:
         if hit:
             worker = gw.registry.get(hit[0]) if hit[0] is not None else None
             if worker is not None and worker.status == "online":
-                return FileLocation(worker=worker)
-        worker = await self._ask_workers(view)
+                return FileLocation(worker=worker, from_index=True)
+        worker = await self.ask_workers(view)
         return FileLocation(worker=worker) if worker else None
 
-    async def _ask_workers(self, view: ViewRequest):
-        online = [w for w in self.gw.registry.all() if w.status == "online"]
+    async def relocate(self, view: ViewRequest, stale_worker) -> FileLocation | None:
+        """The file was not where the records said: forget that and ask the other workers."""
+        self.gw.outputs.forget(view.filename, view.subfolder, view.type)
+        worker = await self.ask_workers(view, exclude=stale_worker)
+        return FileLocation(worker=worker) if worker else None
+
+    async def ask_workers(self, view: ViewRequest, exclude=None):
+        """The first online worker that has the file (asked all at once), remembered for next time."""
+        online = [w for w in self.gw.registry.all() if w.status == "online" and w is not exclude]
         query = {"filename": view.filename, "subfolder": view.subfolder, "type": view.type}
 
         async def has_file(worker) -> bool:
@@ -93,5 +101,8 @@ class FileLocator:
         results = await asyncio.gather(*(has_file(w) for w in online))
         for worker, found in zip(online, results):
             if found:
+                # Clients ask for the same file again (thumbnails, retries, ranges): the next request
+                # goes straight to this worker instead of asking every worker again.
+                self.gw.outputs.remember(view.filename, view.subfolder, view.type, worker.id)
                 return worker
         return None

@@ -88,7 +88,19 @@ class OutputIndex:
             self._where.popitem(last=False)
         await self.store.add_outputs(prompt_id, worker_id, files)
 
-    async def locate(self, filename: str, subfolder: str, file_type: str) -> tuple[int | None, str] | None:
+    def remember(self, filename: str, subfolder: str, file_type: str, worker_id: int) -> None:
+        """Note (in memory) where a file no job of the gateway produced was found by asking the workers."""
+        key = (file_type, subfolder, filename)
+        self._where[key] = (worker_id, None)
+        self._where.move_to_end(key)
+        while len(self._where) > INDEX_LIMIT:
+            self._where.popitem(last=False)
+
+    def forget(self, filename: str, subfolder: str, file_type: str) -> None:
+        """Drop what memory says about a file (its worker no longer has it)."""
+        self._where.pop((file_type, subfolder, filename), None)
+
+    async def locate(self, filename: str, subfolder: str, file_type: str) -> tuple[int | None, str | None] | None:
         """(worker_id, prompt_id) of the job that produced a file, if the gateway knows it."""
         hit = self._where.get((file_type, subfolder, filename))
         if hit:

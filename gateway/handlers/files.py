@@ -9,7 +9,8 @@ import os
 
 from tornado import httputil
 
-from ..errors import ComfyError
+from .. import zero_copy
+from ..errors import ComfyError, GatewayError
 from ..files import FileLocator, parse_view_query
 from ..masks import apply_mask
 from .base import ComfyHandler, dual
@@ -21,8 +22,7 @@ PASSED_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Content-Di
 FORWARDED_REQUEST_HEADERS = ("Range", "If-None-Match", "If-Modified-Since", "If-Range")
 CHUNK = 1024 * 1024  # local files are read and sent in steps of this size
 BACKLOG = 4 * 1024 * 1024  # most bytes of one download waiting in memory while the client catches up
-
-
+SPLICE_MIN_BYTES = 1024 * 1024  # from a worker, bodies this big or bigger are spliced (see zero_copy)
 
 
 class ViewHandler(ComfyHandler):
@@ -40,31 +40,85 @@ class ViewHandler(ComfyHandler):
     async def _serve(self, head: bool) -> None:
         args = {k: self.get_query_argument(k) for k in self.request.query_arguments}
         view = parse_view_query(args)
-        location = await FileLocator(self.gw).locate(view, args.get("prompt_id"))
+        locator = FileLocator(self.gw)
+        location = await locator.locate(view, args.get("prompt_id"))
+        if location is not None and location.path is not None:
+            await self._send_local(location.path, view.filename, head)
+            return
+        if location is not None and location.from_index:
+            if await self._stream_from(location.worker, view.query, head, missing_ok=True):
+                return
+            location = await locator.relocate(view, location.worker)
         if location is None:
             raise ComfyError(404, b"")
-        if location.path is not None:
-            await self._send_local(location.path, view.filename, head)
-        else:
-            await self._stream_from(location.worker, view.query, head)
+        await self._stream_from(location.worker, view.query, head, missing_ok=False)
 
-    async def _stream_from(self, worker, query: dict, head: bool) -> None:
+    async def _stream_from(self, worker, query: dict, head: bool, missing_ok: bool) -> bool:
+        """Serve the worker's answer; with missing_ok, a 404 is not passed on and False is returned."""
         headers = {h: self.request.headers[h] for h in FORWARDED_REQUEST_HEADERS if h in self.request.headers}
+        if not head and zero_copy.usable_for(worker.client.base_url):
+            served = await self._splice_from(worker, query, headers, missing_ok)
+            if served is not None:
+                return served
+        missing = False
 
         def on_headers(status: int, worker_headers: httputil.HTTPHeaders) -> None:
-            self.set_status(status)
-            self.clear_header("Content-Type")
-            for name in PASSED_HEADERS:
-                if name in worker_headers:
-                    self.set_header(name, worker_headers[name])
+            nonlocal missing
+            missing = missing_ok and status == 404
+            if not missing:
+                self._pass_head(status, worker_headers)
 
         async def on_chunk(chunk: bytes) -> None:
-            await self._relay(chunk)
+            if not missing:
+                await self._relay(chunk)
 
         await worker.client.stream("HEAD" if head else "GET", "/view", query=query, headers=headers,
                                    on_headers=on_headers, on_chunk=on_chunk)
+        if missing:
+            return False
         await self._drain()
         self.finish()
+        return True
+
+    def _pass_head(self, status: int, worker_headers: httputil.HTTPHeaders) -> None:
+        self.set_status(status)
+        self.clear_header("Content-Type")
+        for name in PASSED_HEADERS:
+            if name in worker_headers:
+                self.set_header(name, worker_headers[name])
+
+    async def _splice_from(self, worker, query: dict, headers: dict, missing_ok: bool) -> bool | None:
+        """Serve the worker's answer, large bodies moved by the kernel (see _stream_from); None: use
+        the ordinary path."""
+        timeout = self.gw.settings.worker_request_timeout
+        download = await zero_copy.open_download(worker.client.base_url, "/view", query,
+                                                 {**headers, **worker.client.auth_headers()}, timeout, worker.name)
+        try:
+            if missing_ok and download.status == 404:
+                return False
+            if download.chunked or download.length is None:
+                return None  # not a plain file answer: let the HTTP client deal with it
+            self._pass_head(download.status, download.headers)
+            if download.length < SPLICE_MIN_BYTES:
+                # Small answers (thumbnails, errors) go through Tornado: the connection stays reusable.
+                self.finish(await zero_copy.read_rest(download, SPLICE_MIN_BYTES, timeout))
+                return True
+            self.set_header("Connection", "close")
+            if download.early:
+                self.write(download.early)
+            await self.flush()
+            client = zero_copy.take_socket(self.detach())
+            try:
+                await zero_copy.splice(download, client, timeout)
+            except (OSError, GatewayError) as exc:
+                # The status line is out: all that can be done is to cut the connection short.
+                logger.info("download of %s from %s stopped: %s", query.get("filename"), worker.name, exc)
+            finally:
+                client.close()
+            self.application.log_request(self)
+            return True
+        finally:
+            download.close()
 
     async def _relay(self, chunk: bytes) -> None:
         """Pass a chunk on: keep reading while the socket writes, but never hold more than BACKLOG."""
