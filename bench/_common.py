@@ -209,6 +209,13 @@ def rerun_line() -> str:
                                  os.path.relpath(os.path.abspath(sys.argv[0]), REPO), *sys.argv[1:]])
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def read_status_kb(pid: int, field: str) -> int | None:
     """A field (VmRSS, VmHWM, ...) of /proc/<pid>/status in kB."""
     try:

@@ -27,19 +27,12 @@ import time
 
 import aiohttp
 
-from _common import (GatewayProc, Sim, percentile, register_workers, rerun_line, stop_all, table, wait_http,
+from _common import (GatewayProc, Sim, cpu_seconds, percentile, register_workers, rerun_line, stop_all, table, wait_http,
                      workdir)
 from tests.fake_comfy.workflows import ksampler_workflow
 
 CLIENTS = 100
 PROBES = 10  # clients bench-c0..c9 live in this process (timed); the other 90 in a child process (load)
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Recorder:
