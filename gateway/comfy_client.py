@@ -25,6 +25,9 @@ STREAM_TIMEOUT = 6 * 3600.0
 
 def configure_http_client(max_clients: int = 200) -> None:
     """Let many worker requests run at once; keep connections to workers alive when pycurl is there."""
+    # At DEBUG, Tornado's curl client logs every request header, the workers' Basic auth among them:
+    # passwords never reach a log, whatever level the gateway runs at.
+    logging.getLogger("tornado.curl_httpclient").setLevel(logging.INFO)
     try:
         import pycurl  # noqa: F401  (Tornado's curl client reuses connections; the simple one cannot)
         AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient", max_clients=max_clients)

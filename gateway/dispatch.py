@@ -8,7 +8,7 @@ import time
 from typing import Any, Callable
 
 from .background import BackgroundLoop
-from .errors import GatewayError, StoreUnavailable, WorkerBadAnswer, WorkerTimeout
+from .errors import GatewayError, WorkerBadAnswer, WorkerTimeout
 from .job_model import FAILED, QUEUED, RUNNING, SUBMITTED, Job
 from .outputs import tag_output_prefixes
 from .scheduler import WorkerState, remaining_seconds
@@ -145,11 +145,7 @@ class Dispatcher(BackgroundLoop):
         try:
             await self.jobs.store.insert_job(job.row(), fetch=False)
         except Exception as exc:
-            logger.error("job %s could not be stored: %s", job.prompt_id, exc)
-            if worker.sent_since_report > 0:
-                worker.sent_since_report -= 1  # the claim's count
-            self.jobs.forget(job)
-            raise StoreUnavailable(exc) from None
+            raise self.jobs.not_stored(job, exc) from None
         try:
             status, body = await self._send(job, worker)
         except Exception:

@@ -76,9 +76,9 @@ class StoreUnavailable(GatewayError):
     status = 503
     type = "store_unavailable"
 
-    def __init__(self, cause: Exception):
-        super().__init__(f"the job could not be stored ({type(cause).__name__}: {cause}); it was not accepted, "
-                         "try again")
+    def __init__(self):
+        super().__init__("the job could not be stored, so it was not accepted; try again (the gateway log says "
+                         "why)")
 
 
 class ComfyError(Exception):

@@ -17,6 +17,7 @@ from .job_model import ACTIVE_STATES, DONE, FAILED, QUEUED, RUNNING, SUBMITTED, 
 from .job_events import needed_nodes
 from .prompt_request import comfy_400, parse_prompt_request
 from .scheduler import QueuedJob
+from .store.errors import DuplicateError
 from .validation import validate_prompt
 
 logger = logging.getLogger(__name__)
@@ -243,16 +244,28 @@ class JobService:
         try:
             await self.store.insert_job(job.row(), fetch=False)
         except Exception as exc:
-            logger.error("job %s could not be stored: %s", job.prompt_id, exc)
-            self.forget(job)
-            raise StoreUnavailable(exc) from None
+            raise self.not_stored(job, exc) from None
         logger.info("job %s queued in the gateway (priority %d)", job.prompt_id, job.priority)
         self.notify(job, "queued")
         self.dispatcher.wake()
         return 200, self.answer(job, node_errors)
 
+    def not_stored(self, job: Job, exc: Exception) -> Exception:
+        """Drop a job whose row could not be written (it was never accepted); the error to answer with."""
+        logger.error("job %s could not be stored: %s: %s", job.prompt_id, type(exc).__name__, exc)
+        self.forget(job)
+        if isinstance(exc, DuplicateError):  # another gateway on the same database took this id first
+            return ComfyError(409, {"error": "prompt_id already exists"})
+        return StoreUnavailable()
+
     def forget(self, job: Job) -> None:
-        """Drop a job that was never accepted."""
+        """Drop a job that was never accepted (a send that still holds it will see it is not its own)."""
+        if job.worker_id is not None and job.submitted_at is None:
+            worker = self.registry.get(job.worker_id)
+            if worker is not None and worker.sent_since_report > 0:
+                worker.sent_since_report -= 1  # the claim is given back
+        job.state = FAILED
+        self._order_cache = None
         self.active.pop(job.prompt_id, None)
         self._waiting.pop(job.prompt_id, None)
         if job.worker_id is not None:

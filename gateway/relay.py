@@ -155,10 +155,12 @@ class ClientHub:
             asyncio.get_running_loop().call_soon(self._flush_slice)
 
     def _flush_slice(self) -> None:
-        for _ in range(min(BROADCAST_SLICE, len(self._to_flush))):
-            self._to_flush.popleft().flush()
-        if self._to_flush:
-            asyncio.get_running_loop().call_soon(self._flush_slice)
+        try:
+            for _ in range(min(BROADCAST_SLICE, len(self._to_flush))):
+                self._to_flush.popleft().flush()
+        finally:  # one failing client must not stop the broadcasts for good
+            if self._to_flush:
+                asyncio.get_running_loop().call_soon(self._flush_slice)
 
     # ----- routing of worker events ------------------------------------------------------------
     def forward_text(self, event_type: str, raw: str, job, running_job) -> None:

@@ -21,9 +21,9 @@ import sys
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-from tornado.httputil import HTTPHeaders
+from tornado.httputil import HTTPHeaders, HTTPInputError
 
-from .errors import WorkerTimeout, WorkerUnavailable
+from .errors import WorkerBadAnswer, WorkerTimeout, WorkerUnavailable
 
 try:
     import fcntl
@@ -35,6 +35,8 @@ PIPE_SIZE = 1024 * 1024  # the default pipe (64 kB) would take 16 wake-ups per M
 F_SETPIPE_SZ = 1031  # from <fcntl.h>; Python's fcntl module names it only on newer versions
 MAX_HEAD = 64 * 1024
 SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
+# A client connected but reading nothing this long is cut off, so it cannot hold a worker connection.
+CLIENT_IDLE_SECONDS = 300.0
 
 
 @dataclass
@@ -104,9 +106,9 @@ async def open_download(base_url: str, path: str, query: dict, headers: dict, ti
         _, code, *reason = status_line.split(" ", 2)
         status = int(code)
         parsed = HTTPHeaders.parse(header_text)
-    except ValueError:
+    except (ValueError, HTTPInputError):
         sock.close()
-        raise WorkerUnavailable(f"worker {worker_name} answered GET {path} with something that is not HTTP") from None
+        raise WorkerBadAnswer(f"worker {worker_name} answered GET {path} with something that is not HTTP") from None
     length = parsed.get("Content-Length")
     return Download(sock=sock, status=status, reason=reason[0] if reason else "", headers=parsed, early=early,
                     length=int(length) if length and length.isdigit() else None,
@@ -148,17 +150,21 @@ def _literal_address(host: str, port: int) -> tuple[int, tuple | None]:
     return 0, None
 
 
-async def read_rest(download: Download, limit: int, timeout: float) -> bytes:
-    """The whole (small) body of an answer with a Content-Length."""
+async def read_rest(download: Download, timeout: float) -> bytes:
+    """The whole (small) body of an answer with a Content-Length; WorkerTimeout/WorkerUnavailable."""
     loop = asyncio.get_running_loop()
-    body = bytearray(download.early)
-    while len(body) < (download.length or 0):
-        data = await asyncio.wait_for(loop.sock_recv(download.sock, min(limit, 1 << 20)), timeout)
-        if not data:
-            break
-        body += data
-        if len(body) > limit:
-            raise WorkerUnavailable("the worker's answer is longer than expected")
+    length = download.length or 0
+    body = bytearray(download.early[:length])
+    try:
+        while len(body) < length:
+            data = await asyncio.wait_for(loop.sock_recv(download.sock, min(length - len(body), 1 << 20)), timeout)
+            if not data:
+                raise WorkerUnavailable("the worker closed the connection before the end of the file")
+            body += data
+    except asyncio.TimeoutError:
+        raise WorkerTimeout("the worker stopped sending the file") from None
+    except OSError as exc:
+        raise WorkerUnavailable(f"the worker's connection failed: {exc}") from None
     return bytes(body)
 
 
@@ -168,17 +174,29 @@ def take_socket(stream) -> socket.socket:
     Closing the stream unregisters it from the loop and closes Tornado's descriptor; the connection
     itself lives on in the duplicate.
     """
-    duplicate = socket.socket(fileno=os.dup(stream.socket.fileno()))
-    duplicate.setblocking(False)
-    stream.close()
+    try:
+        duplicate = socket.socket(fileno=os.dup(stream.socket.fileno()))
+        duplicate.setblocking(False)
+    finally:
+        stream.close()
     return duplicate
+
+
+def hang_up(client: socket.socket) -> None:
+    """End a taken connection: FIN after the last byte, then close."""
+    try:
+        client.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # already gone
+    client.close()
 
 
 async def splice(download: Download, client: socket.socket, idle_timeout: float) -> int:
     """Move the rest of the body from the worker's socket to the client's; returns bytes moved.
 
-    Raises OSError (the client went away) or WorkerTimeout/WorkerUnavailable (the worker stalled
-    or closed early). Memory stays at one kernel pipe whatever the file size.
+    Raises OSError (the client went away, or read nothing for CLIENT_IDLE_SECONDS) or
+    WorkerTimeout/WorkerUnavailable (the worker stalled for idle_timeout or closed early). Memory
+    stays at one kernel pipe whatever the file size.
     """
     loop = asyncio.get_running_loop()
     source, target = download.sock.fileno(), client.fileno()
@@ -204,7 +222,8 @@ async def splice(download: Download, client: socket.socket, idle_timeout: float)
                 try:
                     sent = os.splice(pipe_read, target, filled, flags=SPLICE_FLAGS)
                 except BlockingIOError:
-                    await _ready(loop, target, True, None)
+                    if not await _ready(loop, target, True, CLIENT_IDLE_SECONDS):
+                        raise TimeoutError(f"the client read nothing for {CLIENT_IDLE_SECONDS:.0f} s") from None
                     continue
                 filled -= sent
                 moved += sent

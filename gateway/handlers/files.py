@@ -96,16 +96,20 @@ class ViewHandler(ComfyHandler):
         try:
             if missing_ok and download.status == 404:
                 return False
-            if download.chunked or download.length is None:
+            if download.chunked or download.length is None or (
+                    download.length >= SPLICE_MIN_BYTES and download.status not in (200, 206)):
                 return None  # not a plain file answer: let the HTTP client deal with it
             self._pass_head(download.status, download.headers)
+            if download.status in (204, 304) or download.status < 200:
+                self.finish()  # no body, whatever the head says
+                return True
             if download.length < SPLICE_MIN_BYTES:
                 # Small answers (thumbnails, errors) go through Tornado: the connection stays reusable.
-                self.finish(await zero_copy.read_rest(download, SPLICE_MIN_BYTES, timeout))
+                self.finish(await zero_copy.read_rest(download, timeout))
                 return True
             self.set_header("Connection", "close")
             if download.early:
-                self.write(download.early)
+                self.write(download.early[:download.length])
             await self.flush()
             client = zero_copy.take_socket(self.detach())
             try:
@@ -114,7 +118,7 @@ class ViewHandler(ComfyHandler):
                 # The status line is out: all that can be done is to cut the connection short.
                 logger.info("download of %s from %s stopped: %s", query.get("filename"), worker.name, exc)
             finally:
-                client.close()
+                zero_copy.hang_up(client)
             self.application.log_request(self)
             return True
         finally:

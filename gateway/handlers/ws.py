@@ -59,7 +59,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     def _write_frame(self, frame: bytes) -> bool:
         """Put a whole WebSocket frame into the socket's buffer; False once the client is gone or dropped."""
         connection = self.ws_connection
-        if connection is None or connection.stream.closed():
+        if connection is None or connection.is_closing():  # nothing may follow a close frame
             return False
         try:
             connection.stream.write(frame)

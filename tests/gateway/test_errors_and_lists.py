@@ -164,33 +164,47 @@ async def test_worker_load_and_job_events_are_mirrored_to_redis(tmp_path):
         await cluster.stop()
 
 
-async def test_a_job_the_store_cannot_write_is_refused_with_503_and_never_sent(cluster):
+async def test_a_job_the_store_cannot_write_is_refused_and_never_sent(cluster):
     import sqlite3
     sim = await cluster.add_sim(node_seconds=0.05)
     await cluster.wait_online()
     database = sqlite3.connect(cluster.gateway.settings.data_path / "gateway.sqlite3", isolation_level=None)
 
-    async def refused() -> None:
-        # A real write failure of the real database file, as a full disk would give.
-        database.execute("CREATE TRIGGER refuse_jobs BEFORE INSERT ON jobs "
-                         "BEGIN SELECT RAISE(ABORT, 'disk is full'); END")
+    async def refused(failure: str) -> tuple[int, dict]:
+        # The real database file refuses the write: a runtime error, or a clash on the id (as when a
+        # second gateway on the same MySQL database stored the id first).
+        database.execute(f"CREATE TRIGGER refuse_jobs BEFORE INSERT ON jobs BEGIN {failure}; END")
         try:
-            status, body = await cluster.request("POST", "/prompt", json={"prompt": sample_workflow()})
+            return await cluster.request("POST", "/prompt", json={"prompt": sample_workflow()})
         finally:
             database.execute("DROP TRIGGER refuse_jobs")
+
+    broken = "SELECT abs(-9223372036854775808)"  # SQLite fails it with "integer overflow"
+    clash = "SELECT RAISE(ABORT, 'UNIQUE constraint failed: jobs.prompt_id')"
+    try:
+        # The worker is idle: the fast path would have forwarded these at once.
+        status, body = await refused(broken)
         assert status == 503, body
         assert body["error"]["type"] == "store_unavailable" and "not accepted" in body["error"]["message"]
-
-    try:
-        await refused()  # the worker is idle: the fast path would have forwarded it at once
+        assert "overflow" not in body["error"]["message"], "database details stay in the log"
+        status, body = await refused(clash)
+        assert (status, body) == (409, {"error": "prompt_id already exists"})
         assert not cluster.gateway.jobs.active, "nothing unaccepted stays in memory"
+        assert cluster.gateway.registry.get(sim.worker_id).sent_since_report == 0, "the claims were given back"
         history = await (await cluster.session.get(sim.url + "/history")).json()
-        assert history == {}, "the worker never got the job"
+        assert history == {}, "the worker never got the jobs"
+        # The worker is busy: the jobs would have waited in the gateway.
         busy = await cluster.submit(slow_workflow(0.5, node_seconds=0.05))
-        await refused()  # the worker is busy: the job would have waited in the gateway
+        status, body = await refused(broken)
+        assert status == 503 and body["error"]["type"] == "store_unavailable", body
+        status, body = await refused(clash)
+        assert status == 409, body
         assert list(cluster.gateway.jobs.active) == [busy["prompt_id"]]
         queue = await cluster.get("/queue")
         assert [item[1] for item in queue["queue_running"] + queue["queue_pending"]] == [busy["prompt_id"]]
+        await cluster.wait_job(busy["prompt_id"], timeout=10)
+        history = await (await cluster.session.get(sim.url + "/history")).json()
+        assert list(history) == [busy["prompt_id"]], "refused jobs never reach the worker"
     finally:
         database.close()
     answer = await cluster.submit(sample_workflow())

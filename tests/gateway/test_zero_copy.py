@@ -1,0 +1,104 @@
+"""gateway.zero_copy against raw TCP servers that misbehave in exact ways (real loopback sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import pytest
+
+from gateway import zero_copy
+from gateway.errors import WorkerBadAnswer, WorkerTimeout, WorkerUnavailable
+
+pytestmark = pytest.mark.skipif(not zero_copy.SUPPORTED, reason="splice(2) is Linux only")
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+class RawWorker:
+    """A TCP server that reads a request head and answers with fixed bytes, then stalls or hangs up."""
+
+    def __init__(self, answer: bytes, then: str = "close"):
+        self.answer, self.then = answer, then
+        self.release = asyncio.Event()
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc):
+        self.release.set()
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(self.answer)
+        await writer.drain()
+        if self.then == "stall":
+            await self.release.wait()
+        writer.close()
+
+
+async def test_an_answer_that_is_not_http_is_a_bad_answer_and_leaves_no_socket():
+    async with RawWorker(b"SSH-2.0-OpenSSH\r\n\r\n") as worker:
+        before = open_fds()
+        with pytest.raises(WorkerBadAnswer):
+            await zero_copy.open_download(worker.url, "/view", {"filename": "x"}, {}, 5, "raw")
+        assert open_fds() == before
+
+
+async def test_a_body_cut_short_is_an_error_not_a_short_file():
+    async with RawWorker(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789") as worker:
+        download = await zero_copy.open_download(worker.url, "/view", {}, {}, 5, "raw")
+        try:
+            assert (download.status, download.length, download.early) == (200, 1000, b"0123456789")
+            with pytest.raises(WorkerUnavailable):
+                await zero_copy.read_rest(download, 5)
+        finally:
+            download.close()
+
+
+async def test_a_worker_that_stalls_mid_body_times_out():
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n"
+    async with RawWorker(head + b"x" * 100000, then="stall") as worker:
+        download = await zero_copy.open_download(worker.url, "/view", {}, {}, 5, "raw")
+        left, right = socket.socketpair()
+        left.setblocking(False)
+        reading = asyncio.get_running_loop().run_in_executor(None, _read_all, right)
+        try:
+            with pytest.raises(WorkerTimeout):
+                await zero_copy.splice(download, left, idle_timeout=0.5)
+        finally:
+            download.close()
+            left.close()
+        assert await reading == 100000 - len(download.early)
+
+
+async def test_a_client_that_stops_reading_is_cut_off(monkeypatch):
+    monkeypatch.setattr(zero_copy, "CLIENT_IDLE_SECONDS", 0.5)
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 50000000\r\n\r\n"
+    async with RawWorker(head + b"x" * 50000000) as worker:
+        download = await zero_copy.open_download(worker.url, "/view", {}, {}, 5, "raw")
+        left, right = socket.socketpair()  # nobody reads `right`
+        left.setblocking(False)
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(zero_copy.splice(download, left, idle_timeout=5), 10)
+        finally:
+            download.close()
+            left.close()
+            right.close()
+
+
+def _read_all(sock: socket.socket) -> int:
+    total = 0
+    while True:
+        data = sock.recv(1 << 20)
+        if not data:
+            return total
+        total += len(data)
