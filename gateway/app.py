@@ -15,7 +15,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from . import __version__
+from . import __version__, zero_copy
 from .comfy_api import ComfyApi
 from .comfy_client import WorkerClient, configure_http_client
 from .config import SETTINGS_BY_NAME, Settings
@@ -208,5 +208,6 @@ class Gateway:
                 await asyncio.wait_for(self.server.close_all_connections(), 2.0)
             except asyncio.TimeoutError:
                 pass
+        zero_copy.IDLE.close_all()
         await self.store.close()
         logger.info("stopped")

@@ -102,3 +102,61 @@ def _read_all(sock: socket.socket) -> int:
         if not data:
             return total
         total += len(data)
+
+
+class OneAnswerPerConnection:
+    """Answers the first request of each connection (keep-alive), then drops the connection when the
+    next request arrives on it, unanswered: what a worker that restarted or timed the connection out does."""
+
+    def __init__(self, body: bytes):
+        self.body = body
+        self.connections = 0
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader, writer):
+        self.connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(self.body) + self.body)
+        await writer.drain()
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            pass
+        writer.close()
+
+
+async def test_a_connection_read_to_its_end_carries_the_next_download():
+    async with RawWorker(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", then="stall") as worker:
+        download = await zero_copy.open_download(worker.url, "/view", {}, {}, 5, "raw")
+        assert await zero_copy.read_rest(download, 5) == b"hello"
+        first = download.sock
+        download.close()
+        assert zero_copy.IDLE.take(download.key) is first, "kept for the next download"
+        first.close()
+    zero_copy.IDLE.close_all()
+
+
+async def test_a_kept_connection_the_worker_dropped_is_replaced_by_a_new_one():
+    async with OneAnswerPerConnection(b"x" * 100) as worker:
+        for _ in range(3):
+            download = await zero_copy.open_download(worker.url, "/view", {}, {}, 5, "raw")
+            assert await zero_copy.read_rest(download, 5) == b"x" * 100
+            download.close()
+        assert worker.connections == 3, "each dropped connection was noticed and replaced"
+    zero_copy.IDLE.close_all()
+
+
+async def test_an_answer_not_read_to_its_end_closes_its_connection():
+    async with RawWorker(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"y" * 1000, then="stall") as worker:
+        download = await zero_copy.open_download(worker.url, "/view", {}, {}, 5, "raw")
+        download.close()  # e.g. a 404 answered by another path, or an error half way
+        assert zero_copy.IDLE.take(download.key) is None
+        assert download.sock.fileno() == -1
