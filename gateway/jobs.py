@@ -43,7 +43,7 @@ class JobService:
         self._seq = 0
         self._listeners: list[Callable[[Job, str], None]] = []
         self.dispatcher = None  # set by the app: the Dispatcher that sends queued jobs to workers
-        self._pending_writes: set[asyncio.Task] = set()
+        self._pending_writes: set[asyncio.Future] = set()
 
     # ----- listeners and persistence -------------------------------------------------------
     def add_listener(self, callback: Callable[[Job, str], None]) -> None:
@@ -58,20 +58,24 @@ class JobService:
             except Exception:
                 logger.exception("job listener failed on %s", event)
 
-    def save(self, job: Job, *fields: str) -> asyncio.Task:
+    def save(self, job: Job, *fields: str) -> asyncio.Future:
         """Persist some fields of a job in the background, in call order (the store has one writer thread)."""
         row = job.row()
         values = {name: row[name] for name in (fields or row)}
         values["updated_at"] = row["updated_at"]
-        task = asyncio.ensure_future(self.store.update_job(job.prompt_id, values))
-        self._pending_writes.add(task)
-        task.add_done_callback(self._write_done)
-        return task
+        try:
+            write = self.store.update_job(job.prompt_id, values)
+        except Exception as exc:  # the store is closed: the caller (if it waits) learns it as before
+            write = asyncio.get_running_loop().create_future()
+            write.set_exception(exc)
+        self._pending_writes.add(write)
+        write.add_done_callback(self._write_done)
+        return write
 
-    def _write_done(self, task: asyncio.Task) -> None:
-        self._pending_writes.discard(task)
-        if not task.cancelled() and task.exception():
-            logger.error("could not persist a job change: %s", task.exception())
+    def _write_done(self, write: asyncio.Future) -> None:
+        self._pending_writes.discard(write)
+        if not write.cancelled() and write.exception():
+            logger.error("could not persist a job change: %s", write.exception())
 
     async def flush(self) -> None:
         """Wait for every background write (used on shutdown)."""

@@ -59,12 +59,38 @@ def insert_job(m, fields, fetch=True):
     return get_job(m, row["prompt_id"]) if fetch else None
 
 
+def _update_statement(model, names):
+    """(sql, fields) of an UPDATE of these columns of one job by prompt id, built once per column set.
+
+    Every state change of a job is such an update, on the store thread while the loop serves
+    requests: with Peewee's query builder each took about 0.2 ms of that thread's Python (and of the
+    GIL); the ready statement a fraction of it.
+    """
+    cache = model.__dict__.get("_update_statements")
+    if cache is None:
+        cache = model._update_statements = {}
+    cached = cache.get(names)
+    if cached is None:
+        meta = model._meta
+        db = meta.database
+        quote = db.quote[0] + "%s" + db.quote[1]
+        fields = [meta.fields[name] for name in names]
+        sql = "UPDATE %s SET %s WHERE %s = %s" % (
+            quote % meta.table_name, ", ".join("%s = %s" % (quote % f.column_name, db.param) for f in fields),
+            quote % meta.fields["prompt_id"].column_name, db.param)
+        cached = cache[names] = (sql, fields)
+    return cached
+
+
 def update_job(m, prompt_id, fields):
     """Change some columns of a job; True when the job exists."""
     row = check_fields(m.Job, fields)
     row.setdefault("updated_at", now())
+    names = tuple(sorted(row))
+    sql, columns = _update_statement(m.Job, names)
+    params = [f.db_value(row[f.name]) for f in columns] + [prompt_id]
     try:
-        count = m.Job.update(row).where(m.Job.prompt_id == prompt_id).execute()
+        count = m.Job._meta.database.execute_sql(sql, params).rowcount
     except IntegrityError as exc:
         raise DuplicateError("job id clash updating %s" % prompt_id) from exc
     return count > 0

@@ -113,9 +113,13 @@ class Store:
         """Insert a job (durable on return) and return it (None unless fetch); DuplicateError."""
         return await self._query(job_queries.insert_job, fields, fetch)
 
-    async def update_job(self, prompt_id, fields):
-        """Update columns of a job; True when it exists."""
-        return await self._query(job_queries.update_job, prompt_id, fields)
+    def update_job(self, prompt_id, fields):
+        """Queue an update of columns of a job at once; await the result: True when it exists.
+
+        Not a coroutine, so the write is queued (in order) the moment it is asked for, and a caller
+        that does not wait for it creates no task.
+        """
+        return self._query(job_queries.update_job, prompt_id, fields)
 
     async def get_job(self, prompt_id):
         """One job dict (with body/history), or None."""
