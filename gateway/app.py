@@ -73,6 +73,7 @@ class Gateway:
         self.started_at = time.time()
         self.version = __version__
         self.server: tornado.httpserver.HTTPServer | None = None
+        self.idle_connections = zero_copy.IdleConnections()  # kept worker connections for /view
         self.port: int | None = None
         self.store = open_store(settings)
         self.scheduler = Scheduler()
@@ -208,6 +209,6 @@ class Gateway:
                 await asyncio.wait_for(self.server.close_all_connections(), 2.0)
             except asyncio.TimeoutError:
                 pass
-        zero_copy.IDLE.close_all()
+        self.idle_connections.close_all()
         await self.store.close()
         logger.info("stopped")

@@ -17,12 +17,13 @@ from pathlib import Path
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _listener: logging.handlers.QueueListener | None = None
+_queue_handler: logging.Handler | None = None
 
 
 def setup_logging(level: str, data_dir: Path | None) -> Path | None:
     """Configure the root logger; returns the log file path when one is written."""
-    global _listener
-    stop_logging()
+    global _listener, _queue_handler
+    stop_logging(keep_writing=False)
     root = logging.getLogger()
     root.setLevel(level)
     for handler in list(root.handlers):
@@ -41,20 +42,28 @@ def setup_logging(level: str, data_dir: Path | None) -> Path | None:
         rotating.setFormatter(logging.Formatter(FORMAT))
         writers.append(rotating)
     records: queue.SimpleQueue = queue.SimpleQueue()
-    root.addHandler(logging.handlers.QueueHandler(records))
+    _queue_handler = logging.handlers.QueueHandler(records)
+    root.addHandler(_queue_handler)
     _listener = logging.handlers.QueueListener(records, *writers, respect_handler_level=True)
     _listener.start()
     return path
 
 
-def stop_logging() -> None:
-    """Write out what is queued and stop the writer thread (also at exit)."""
-    global _listener
-    if _listener is not None:
-        _listener.stop()
-        for handler in _listener.handlers:
+def stop_logging(keep_writing: bool = True) -> None:
+    """Write out what is queued and stop the writer thread (at exit); with keep_writing, later records
+    are written directly (late shutdown messages are not lost), else the writers are closed."""
+    global _listener, _queue_handler
+    if _listener is None:
+        return
+    root = logging.getLogger()
+    root.removeHandler(_queue_handler)
+    _listener.stop()  # what was queued is written first
+    for handler in _listener.handlers:
+        if keep_writing:
+            root.addHandler(handler)
+        else:
             handler.close()
-        _listener = None
+    _listener = _queue_handler = None
 
 
-atexit.register(stop_logging)
+atexit.register(stop_logging)  # runs before logging's own shutdown, which then closes the writers

@@ -45,7 +45,7 @@ IDLE_SECONDS = 20.0  # well under aiohttp's 75 s keep-alive, so the worker rarel
 
 
 class IdleConnections:
-    """Worker connections that finished a download and can carry the next one.
+    """Worker connections that finished a download and can carry the next one (one set per gateway).
 
     A new TCP connection on loopback starts with small buffers that grow as data flows; a reused one
     has grown already (a 50 MB download on a reused connection measured about 15 % faster), and the
@@ -54,9 +54,10 @@ class IdleConnections:
 
     def __init__(self):
         self._idle: dict[tuple, list[tuple[socket.socket, float]]] = {}
+        self.closed = False
 
     def take(self, key: tuple) -> socket.socket | None:
-        """A live idle connection to key, or None."""
+        """A live idle connection to key (the most recently used), or None."""
         conns = self._idle.get(key)
         while conns:
             sock, since = conns.pop()
@@ -66,22 +67,32 @@ class IdleConnections:
         return None
 
     def give(self, key: tuple, sock: socket.socket) -> None:
-        """Keep a connection whose last answer was read to its end."""
-        conns = self._idle.setdefault(key, [])
-        if len(conns) >= IDLE_PER_WORKER:
+        """Keep a connection whose last answer was read to its end (closed instead once stopped)."""
+        if self.closed:
             sock.close()
             return
+        self._sweep()
+        conns = self._idle.setdefault(key, [])
+        if len(conns) >= IDLE_PER_WORKER:
+            conns.pop(0)[0].close()  # the oldest makes room
         conns.append((sock, time.monotonic()))
 
+    def _sweep(self) -> None:
+        """Close connections idle too long, for every worker (also ones no longer asked)."""
+        deadline = time.monotonic() - IDLE_SECONDS
+        for key, conns in list(self._idle.items()):
+            while conns and conns[0][1] < deadline:
+                conns.pop(0)[0].close()
+            if not conns:
+                del self._idle[key]
+
     def close_all(self) -> None:
-        """Close every idle connection (the gateway stops)."""
+        """Close every idle connection; later ones are closed as they come back (the gateway stops)."""
+        self.closed = True
         for conns in self._idle.values():
             for sock, _ in conns:
                 sock.close()
         self._idle.clear()
-
-
-IDLE = IdleConnections()
 
 
 def _still_open(sock: socket.socket) -> bool:
@@ -107,6 +118,8 @@ class Download:
     key: tuple = ()  # (host, port) of the worker
     keep_alive: bool = False  # the worker did not ask to close the connection
     consumed: bool = False  # the whole answer has been read from the socket
+    pool: IdleConnections | None = None  # where the connection goes back to
+    done: bool = False
 
     @property
     def remaining(self) -> int:
@@ -115,8 +128,11 @@ class Download:
 
     def close(self) -> None:
         """Done with the answer: keep the connection for the next download if it was read to its end."""
-        if self.consumed and self.keep_alive:
-            IDLE.give(self.key, self.sock)
+        if self.done:
+            return
+        self.done = True
+        if self.consumed and self.keep_alive and self.pool is not None:
+            self.pool.give(self.key, self.sock)
         else:
             self.sock.close()
 
@@ -127,7 +143,7 @@ def usable_for(base_url: str) -> bool:
 
 
 async def open_download(base_url: str, path: str, query: dict, headers: dict, timeout: float,
-                        worker_name: str) -> Download:
+                        worker_name: str, pool: IdleConnections | None = None) -> Download:
     """Send a GET to the worker (on a kept connection if there is one) and read the answer's head."""
     parts = urlsplit(base_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -137,13 +153,13 @@ async def open_download(base_url: str, path: str, query: dict, headers: dict, ti
     lines = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}", "Accept-Encoding: identity"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    sock: socket.socket | None = IDLE.take(key)
+    sock: socket.socket | None = pool.take(key) if pool is not None else None
     head = None
     try:
         if sock is not None:
             try:
                 head = await _exchange(loop, sock, request, timeout)
-            except (_ClosedBeforeAnswer, ConnectionError):
+            except _ClosedBeforeAnswer:
                 sock.close()  # the worker closed the kept connection meanwhile: once more on a new one
                 sock = None
         if sock is None:
@@ -178,11 +194,11 @@ async def open_download(base_url: str, path: str, query: dict, headers: dict, ti
                     length=int(length) if length and length.isdigit() else None,
                     chunked="chunked" in parsed.get("Transfer-Encoding", "").lower(), key=key,
                     keep_alive=version == "HTTP/1.1" and "close" not in parsed.get("Connection", "").lower(),
-                    consumed=status in (204, 304))
+                    consumed=status in (204, 304), pool=pool)
 
 
 class _ClosedBeforeAnswer(Exception):
-    """The connection ended before any byte of the answer."""
+    """The connection ended (closed or reset) before any byte of the answer."""
 
 
 class _TooLongHead(Exception):
@@ -191,17 +207,22 @@ class _TooLongHead(Exception):
 
 async def _exchange(loop: asyncio.AbstractEventLoop, sock: socket.socket, request: bytes, timeout: float) -> bytes:
     """Send the request and read the answer up to the end of its head (plus what came with it)."""
-    await asyncio.wait_for(loop.sock_sendall(sock, request), timeout)
     head = b""
-    while b"\r\n\r\n" not in head:
-        if len(head) > MAX_HEAD:
-            raise _TooLongHead()
-        data = await asyncio.wait_for(loop.sock_recv(sock, 65536), timeout)
-        if not data:
-            if not head:
-                raise _ClosedBeforeAnswer("the connection closed before the answer")
-            raise ConnectionResetError("the connection closed in the middle of the answer head")
-        head += data
+    try:
+        await asyncio.wait_for(loop.sock_sendall(sock, request), timeout)
+        while b"\r\n\r\n" not in head:
+            if len(head) > MAX_HEAD:
+                raise _TooLongHead()
+            data = await asyncio.wait_for(loop.sock_recv(sock, 65536), timeout)
+            if not data:
+                if not head:
+                    raise _ClosedBeforeAnswer("the connection closed before the answer")
+                raise ConnectionResetError("the connection closed in the middle of the answer head")
+            head += data
+    except (ConnectionResetError, BrokenPipeError) as exc:
+        if head:
+            raise
+        raise _ClosedBeforeAnswer(str(exc)) from None
     return head
 
 

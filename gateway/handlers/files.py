@@ -92,7 +92,8 @@ class ViewHandler(ComfyHandler):
         the ordinary path."""
         timeout = self.gw.settings.worker_request_timeout
         download = await zero_copy.open_download(worker.client.base_url, "/view", query,
-                                                 {**headers, **worker.client.auth_headers()}, timeout, worker.name)
+                                                 {**headers, **worker.client.auth_headers()}, timeout, worker.name,
+                                                 self.gw.idle_connections)
         try:
             if missing_ok and download.status == 404:
                 return False

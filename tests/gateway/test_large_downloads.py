@@ -140,14 +140,14 @@ async def test_downloads_from_one_worker_reuse_its_connection(cluster):
     await cluster.wait_online()
     data = put_file(sim, "again.bin", 4 * MB)
     key = ("127.0.0.1", sim.port)
-    zero_copy.IDLE.close_all()
+    pool = cluster.gateway.idle_connections
     kept = []
     async with aiohttp.ClientSession() as session:
         for _ in range(3):
             async with session.get(cluster.url + "/view", params=view_query("again.bin")) as r:
                 assert await r.read() == data
-            sock = zero_copy.IDLE.take(key)
+            sock = pool.take(key)
             assert sock is not None, "the worker connection is kept after a whole download"
             kept.append(sock)
-            zero_copy.IDLE.give(key, sock)
+            pool.give(key, sock)
     assert kept[0] is kept[1] is kept[2], "and carries the next download"

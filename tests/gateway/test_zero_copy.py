@@ -134,29 +134,52 @@ class OneAnswerPerConnection:
 
 
 async def test_a_connection_read_to_its_end_carries_the_next_download():
+    pool = zero_copy.IdleConnections()
     async with RawWorker(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", then="stall") as worker:
-        download = await zero_copy.open_download(worker.url, "/view", {}, {}, 5, "raw")
+        download = await zero_copy.open_download(worker.url, "/view", {}, {}, 5, "raw", pool)
         assert await zero_copy.read_rest(download, 5) == b"hello"
         first = download.sock
         download.close()
-        assert zero_copy.IDLE.take(download.key) is first, "kept for the next download"
-        first.close()
-    zero_copy.IDLE.close_all()
+        download.close()  # twice: still kept once
+        assert pool.take(download.key) is first, "kept for the next download"
+        assert pool.take(download.key) is None
+        pool.give(download.key, first)
+    pool.close_all()
+    assert first.fileno() == -1, "closed with the pool"
+    spare = socket.socket()
+    pool.give(download.key, spare)
+    assert spare.fileno() == -1, "a pool that was closed keeps nothing"
+
+
+async def test_the_pool_keeps_few_connections_and_none_for_long(monkeypatch):
+    pool = zero_copy.IdleConnections()
+    socks = [socket.socket() for _ in range(zero_copy.IDLE_PER_WORKER + 2)]
+    for sock in socks:
+        pool.give(("h", 1), sock)
+    assert [s.fileno() == -1 for s in socks] == [True, True] + [False] * zero_copy.IDLE_PER_WORKER, \
+        "the oldest make room"
+    monkeypatch.setattr(zero_copy, "IDLE_SECONDS", 0.0)
+    late = socket.socket()
+    pool.give(("other", 2), late)  # any return sweeps out what idled too long, for every worker
+    assert all(s.fileno() == -1 for s in socks)
+    pool.close_all()
 
 
 async def test_a_kept_connection_the_worker_dropped_is_replaced_by_a_new_one():
+    pool = zero_copy.IdleConnections()
     async with OneAnswerPerConnection(b"x" * 100) as worker:
         for _ in range(3):
-            download = await zero_copy.open_download(worker.url, "/view", {}, {}, 5, "raw")
+            download = await zero_copy.open_download(worker.url, "/view", {}, {}, 5, "raw", pool)
             assert await zero_copy.read_rest(download, 5) == b"x" * 100
             download.close()
         assert worker.connections == 3, "each dropped connection was noticed and replaced"
-    zero_copy.IDLE.close_all()
+    pool.close_all()
 
 
 async def test_an_answer_not_read_to_its_end_closes_its_connection():
     async with RawWorker(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"y" * 1000, then="stall") as worker:
-        download = await zero_copy.open_download(worker.url, "/view", {}, {}, 5, "raw")
+        pool = zero_copy.IdleConnections()
+        download = await zero_copy.open_download(worker.url, "/view", {}, {}, 5, "raw", pool)
         download.close()  # e.g. a 404 answered by another path, or an error half way
-        assert zero_copy.IDLE.take(download.key) is None
+        assert pool.take(download.key) is None
         assert download.sock.fileno() == -1
