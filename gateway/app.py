@@ -15,7 +15,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from . import __version__, zero_copy
+from . import __version__
 from .comfy_api import ComfyApi
 from .comfy_client import WorkerClient, configure_http_client
 from .config import SETTINGS_BY_NAME, Settings
@@ -33,6 +33,7 @@ from .tracker import JobTracker
 from .shared_state import SharedState
 from .uploads import UploadService
 from .webhooks import WebhookSender
+from .worker_connections import IdleConnections
 from .workers import WorkerRegistry
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class Gateway:
         self.started_at = time.time()
         self.version = __version__
         self.server: tornado.httpserver.HTTPServer | None = None
-        self.idle_connections = zero_copy.IdleConnections()  # kept worker connections for /view
+        self.idle_connections = IdleConnections()  # kept raw worker connections (submissions, /view)
         self.port: int | None = None
         self.store = open_store(settings)
         self.scheduler = Scheduler()
@@ -97,7 +98,8 @@ class Gateway:
             if worker.auth_username:
                 return worker.auth_username, worker.auth_password
             return self.settings.worker_auth_username, self.settings.worker_auth_password
-        return WorkerClient(worker.url, worker.name or worker.url, auth, lambda: self.settings.worker_request_timeout)
+        return WorkerClient(worker.url, worker.name or worker.url, auth, lambda: self.settings.worker_request_timeout,
+                            self.idle_connections)
 
     # ----- read models used by handlers and the tray ------------------------------------------------
     def cluster_queue_remaining(self) -> int:

@@ -14,8 +14,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httputil import HTTPHeaders
 from tornado.simple_httpclient import HTTPTimeoutError
 
+from . import worker_connections
 from .errors import WorkerBadAnswer, WorkerTimeout, WorkerUnavailable
 from .streaming import streaming_client
+from .worker_connections import IdleConnections, plain_http
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +66,13 @@ class WorkerClient:
     """Talks HTTP to one worker; credentials come from a callable so settings changes apply at once."""
 
     def __init__(self, base_url: str, name: str, auth: Callable[[], tuple[str | None, str | None]],
-                 timeout: Callable[[], float]):
+                 timeout: Callable[[], float], connections: IdleConnections | None = None):
         self.base_url = base_url.rstrip("/")
         self.name = name
         self._auth = auth
         self._timeout = timeout
+        # Kept raw connections for the job submissions (the hot path), on plain-http workers.
+        self._connections = connections if connections is not None and plain_http(self.base_url) else None
         parts = urlsplit(self.base_url)
         self.netloc = parts.netloc
         self.ws_base = ("wss" if parts.scheme == "https" else "ws") + "://" + parts.netloc + parts.path
@@ -106,9 +110,27 @@ class WorkerClient:
         if body is None and method in ("POST", "PUT", "PATCH"):
             body = b""
         started = time.perf_counter()
+        if self._connections is not None and method == "POST" and path == "/prompt":
+            return await self._request_raw(method, path, query, body, headers, timeout, started)
         request = self._request(method, path, query, body, headers, timeout)
         response = await self._fetch(request, method, path, started)
         return response
+
+    async def _request_raw(self, method: str, path: str, query: dict | None, body: bytes | None,
+                           headers: dict | None, timeout: float | None, started: float) -> WorkerResponse:
+        """The request on a kept connection (see worker_connections). Like curl, a kept connection
+        that dies before any byte of the answer is replaced and the request sent again: the worker
+        closed it while idle, so it never saw the request."""
+        try:
+            status, answer_headers, content = await worker_connections.request(
+                self._connections, self.base_url, method, path, query=query,
+                headers={**(headers or {}), **self.auth_headers()}, body=body, timeout=timeout or self._timeout(),
+                worker_name=self.name)
+        except (WorkerTimeout, WorkerUnavailable, WorkerBadAnswer) as exc:
+            self._log(method, path, type(exc).__name__, started)
+            raise
+        self._log(method, path, status, started)
+        return WorkerResponse(status, answer_headers, content, (time.perf_counter() - started) * 1000)
 
     async def _fetch(self, request: HTTPRequest, method: str, path: str, started: float,
                      client: AsyncHTTPClient | None = None) -> WorkerResponse:

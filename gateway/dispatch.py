@@ -98,6 +98,7 @@ class Dispatcher(BackgroundLoop):
         self.jobs.place(job, SUBMITTED, worker.id)
         job.submitted_at = None
         job.lost_since = None
+        job.claimed_at_report = worker.reports
         worker.sent_since_report += 1
 
     # ----- the loop -------------------------------------------------------------------------------
@@ -209,6 +210,13 @@ class Dispatcher(BackgroundLoop):
             return 503, {"error": exc.to_json()["error"]}
         if response.status in (200, 409):
             if job.active and job.worker_id == worker.id:
+                if job.submitted_at is None and worker.reports != job.claimed_at_report \
+                        and worker.sent_since_report > 0:
+                    # A queue report came in while the job travelled: the worker reports every queue
+                    # change, so that report (or one right behind it) counts this job already, and it
+                    # counted it as "sent since" too. Without this the worker looks one job fuller
+                    # than it is until its next report, and a job that fits waits in the gateway.
+                    worker.sent_since_report -= 1
                 # The worker's events may already have said "started" (even finished) before this answer.
                 job.submitted_at = job.submitted_at or time.time()
                 self.jobs.save(job, "state", "worker_id", "submitted_at")

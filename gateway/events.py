@@ -109,6 +109,7 @@ class EventWiring:
             queue = (data.get("status") or {}).get("exec_info", {}).get("queue_remaining")
             if isinstance(queue, int):
                 worker.queue_remaining = queue
+                worker.reports += 1
                 worker.sent_since_report = sum(1 for j in gw.jobs.active_on(worker.id) if j.submitted_at is None)
                 gw.dispatcher.wake()
             gw.hub.status_changed()

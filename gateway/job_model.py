@@ -84,6 +84,7 @@ class Job:
     outcome: str | None = None  # success | error | interrupted, from the events before the end marker
     requirements: object = None
     lost_since: float | None = None  # when its worker stopped answering while it ran
+    claimed_at_report: int = 0  # the worker's report count when the job was claimed for it
     cost_cache: tuple | None = None  # (cost epoch, estimated seconds at speed 1)
     scheduler_view: tuple | None = None  # (epoch, QueuedJob) cache for the scheduler
     ended_on_worker: bool = False  # the worker has finished it; the gateway is collecting its history

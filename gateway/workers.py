@@ -38,6 +38,7 @@ class Worker:
     running_prompt_ids: tuple[str, ...] = ()
     pending_prompt_ids: tuple[str, ...] = ()
     sent_since_report: int = 0
+    reports: int = 0  # queue reports heard so far (status events and /queue snapshots)
     devices: list = field(default_factory=list)
     system: dict = field(default_factory=dict)
     last_error: str | None = None

@@ -9,7 +9,7 @@ import os
 
 from tornado import httputil
 
-from .. import zero_copy
+from .. import worker_connections, zero_copy
 from ..errors import ComfyError, GatewayError
 from ..files import FileLocator, parse_view_query
 from ..masks import apply_mask
@@ -91,9 +91,8 @@ class ViewHandler(ComfyHandler):
         """Serve the worker's answer, large bodies moved by the kernel (see _stream_from); None: use
         the ordinary path."""
         timeout = self.gw.settings.worker_request_timeout
-        download = await zero_copy.open_download(worker.client.base_url, "/view", query,
-                                                 {**headers, **worker.client.auth_headers()}, timeout, worker.name,
-                                                 self.gw.idle_connections)
+        download = await zero_copy.open_download(self.gw.idle_connections, worker.client.base_url, query,
+                                                 {**headers, **worker.client.auth_headers()}, timeout, worker.name)
         try:
             if missing_ok and download.status == 404:
                 return False
@@ -106,7 +105,7 @@ class ViewHandler(ComfyHandler):
                 return True
             if download.length < SPLICE_MIN_BYTES:
                 # Small answers (thumbnails, errors) go through Tornado: the connection stays reusable.
-                self.finish(await zero_copy.read_rest(download, timeout))
+                self.finish(await worker_connections.read_rest(download, timeout))
                 return True
             self.set_header("Connection", "close")
             if download.early:
