@@ -131,7 +131,6 @@ class JobTracker:
         pending = [item[1] for item in sorted(queue_items(queue, "queue_pending"),
                                               key=lambda item: (_number(item[0]), item[1]))]
         worker.queue_remaining = len(running) + len(pending)
-        worker.reports += 1
         worker.queue_snapshot = (time.time(), queue)
         worker.running_prompt_ids, worker.pending_prompt_ids = tuple(running), tuple(pending)
         worker.sent_since_report = sum(1 for j in self.jobs.active_on(worker.id)

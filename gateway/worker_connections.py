@@ -77,12 +77,27 @@ class IdleConnections:
 
 
 def _still_open(sock: socket.socket) -> bool:
+    """True when a kept (non-blocking) socket has neither data nor an end waiting: safe to reuse."""
     try:
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) is None  # any byte or EOF: not reusable
+        sock.recv(1, socket.MSG_PEEK)  # any byte or the end: the connection is not ready for a request
+        return False
     except BlockingIOError:
         return True  # nothing to read: open and quiet
     except OSError:
         return False
+
+
+class _Deadline:
+    """One time limit for a whole request: each wait gets what is left of it."""
+
+    def __init__(self, seconds: float):
+        self.at = time.monotonic() + seconds
+
+    def left(self) -> float:
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise asyncio.TimeoutError()
+        return left
 
 
 @dataclass
@@ -101,6 +116,7 @@ class Answer:
     consumed: bool = False  # the whole answer has been read from the socket
     pool: IdleConnections | None = None  # where the connection goes back to
     done: bool = False
+    deadline: _Deadline | None = None  # the request's time limit, for reading the body
 
     @property
     def remaining(self) -> int:
@@ -128,39 +144,54 @@ async def open_answer(pool: IdleConnections | None, base_url: str, method: str, 
                       retry_reused: bool = True) -> Answer:
     """Send a request (on a kept connection if there is one) and read the answer's head.
 
-    A kept connection that fails before any byte of the answer (the worker closed it meanwhile) is
-    replaced by a new one and the request sent again. With retry_reused False a new connection is
-    used, so the request is never sent twice.
+    timeout bounds everything up to the end of the head, a re-send included, and then the body read
+    by the read_* functions. A kept connection that fails before any byte of the answer (the worker
+    closed it meanwhile) is replaced by a new one and the request sent again. With retry_reused False
+    a new connection is used, so the request is never sent twice.
     """
-    parts = urlsplit(base_url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    key = (host, port)
+    deadline = _Deadline(timeout)
     loop = asyncio.get_running_loop()
-    target = parts.path.rstrip("/") + path + ("?" + urlencode(query) if query else "")
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}", "Accept-Encoding: identity"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    if body is not None:
-        lines.append(f"Content-Length: {len(body)}")
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
-    sock: socket.socket | None = pool.take(key) if pool is not None and retry_reused else None
-    head = None
+    what = f"{method} {path}"
+    sock: socket.socket | None = None
     try:
+        parts = urlsplit(base_url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        key = (host, port)
+        target = parts.path.rstrip("/") + path + ("?" + urlencode(query) if query else "")
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}", "Accept-Encoding: identity"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+        sock = pool.take(key) if pool is not None and retry_reused else None
         if sock is not None:
             try:
-                head = await _exchange(loop, sock, request, timeout)
+                buffer = await _exchange(loop, sock, request, deadline)
             except _ClosedBeforeAnswer:
                 sock.close()  # the worker closed the kept connection meanwhile: once more on a new one
                 sock = None
         if sock is None:
-            sock = await asyncio.wait_for(_connect(loop, host, port), timeout)
-            head = await _exchange(loop, sock, request, timeout)
+            sock = await asyncio.wait_for(_connect(loop, host, port), deadline.left())
+            buffer = await _exchange(loop, sock, request, deadline)
+        while True:
+            raw_head, early = buffer.split(b"\r\n\r\n", 1)
+            version, status, reason, parsed = _parse_head(raw_head)
+            if not (100 <= status < 200 and status != 101):
+                break
+            buffer = await _read_head(loop, sock, early, deadline)  # an interim answer: the real one follows
     except asyncio.TimeoutError:
         if sock is not None:
             sock.close()
-        raise WorkerTimeout(f"worker {worker_name} did not answer {method} {path} in time") from None
-    except _TooLongHead:
-        sock.close()
-        raise WorkerBadAnswer(f"worker {worker_name} sent an over-long answer head to {method} {path}") from None
+        raise WorkerTimeout(f"worker {worker_name} did not answer {what} in time") from None
+    except UnicodeEncodeError:
+        if sock is not None:
+            sock.close()
+        raise WorkerUnavailable(f"cannot send {what} to worker {worker_name}: its URL or a header is not "
+                                "Latin-1") from None
+    except (_TooLongHead, ValueError, HTTPInputError):
+        if sock is not None:
+            sock.close()
+        raise WorkerBadAnswer(f"worker {worker_name} answered {what} with something that is not HTTP") from None
     except (OSError, _ClosedBeforeAnswer) as exc:
         if sock is not None:
             sock.close()
@@ -169,37 +200,45 @@ async def open_answer(pool: IdleConnections | None, base_url: str, method: str, 
         if sock is not None:
             sock.close()
         raise
-    raw_head, early = head.split(b"\r\n\r\n", 1)
-    status_line, _, header_text = raw_head.decode("latin-1").partition("\r\n")
-    try:
-        version, code, *reason = status_line.split(" ", 2)
-        status = int(code)
-        parsed = HTTPHeaders.parse(header_text)
-    except (ValueError, HTTPInputError):
-        sock.close()
-        raise WorkerBadAnswer(f"worker {worker_name} answered {method} {path} with something that is not "
-                              "HTTP") from None
-    length = parsed.get("Content-Length")
-    return Answer(sock=sock, status=status, reason=reason[0] if reason else "", headers=parsed, early=early,
-                  length=int(length) if length and length.isdigit() else None,
+    return Answer(sock=sock, status=status, reason=reason, headers=parsed, early=early,
+                  length=_content_length(parsed.get_list("Content-Length")),
                   chunked="chunked" in parsed.get("Transfer-Encoding", "").lower(), key=key,
                   keep_alive=version == "HTTP/1.1" and "close" not in parsed.get("Connection", "").lower(),
-                  consumed=status in (204, 304) or method == "HEAD", pool=pool)
+                  consumed=status in (204, 304) or method == "HEAD", pool=pool, deadline=deadline)
+
+
+def _parse_head(raw_head: bytes) -> tuple[str, int, str, HTTPHeaders]:
+    """(version, status, reason, headers) of an answer head; ValueError/HTTPInputError when it is not HTTP."""
+    status_line, _, header_text = raw_head.decode("latin-1").partition("\r\n")
+    version, code, *reason = status_line.split(" ", 2)
+    if not version.startswith("HTTP/") or not code.isdigit():
+        raise ValueError(status_line)
+    return version, int(code), reason[0] if reason else "", HTTPHeaders.parse(header_text)
+
+
+def _content_length(values: list[str]) -> int | None:
+    """The Content-Length (repeats of one value allowed, as RFC 9110 does), or None."""
+    found = {value.strip() for item in values for value in item.split(",")}
+    if len(found) != 1:
+        return None
+    value = found.pop()
+    return int(value) if value.isdigit() else None
 
 
 async def request(pool: IdleConnections | None, base_url: str, method: str, path: str, *, query: dict | None = None,
                   headers: dict, body: bytes | None, timeout: float, worker_name: str) -> tuple[int, HTTPHeaders, bytes]:
-    """One whole request: (status, headers, body); WorkerTimeout, WorkerUnavailable or WorkerBadAnswer."""
+    """One whole request within timeout: (status, headers, body); WorkerTimeout, WorkerUnavailable or
+    WorkerBadAnswer."""
     answer = await open_answer(pool, base_url, method, path, query, headers, body, timeout, worker_name)
     try:
         if answer.consumed:
             content = b""
         elif answer.chunked:
-            content = await read_chunked(answer, timeout)
+            content = await read_chunked(answer)
         elif answer.length is not None:
-            content = await read_rest(answer, timeout)
+            content = await read_rest(answer)
         else:
-            content = await read_to_close(answer, timeout)
+            content = await read_to_close(answer)
     finally:
         answer.close()
     return answer.status, answer.headers, content
@@ -213,25 +252,35 @@ class _TooLongHead(Exception):
     """The answer head is longer than MAX_HEAD."""
 
 
-async def _exchange(loop: asyncio.AbstractEventLoop, sock: socket.socket, request: bytes, timeout: float) -> bytes:
+async def _exchange(loop: asyncio.AbstractEventLoop, sock: socket.socket, request: bytes,
+                    deadline: _Deadline) -> bytes:
     """Send the request and read the answer up to the end of its head (plus what came with it)."""
-    head = b""
     try:
-        await asyncio.wait_for(loop.sock_sendall(sock, request), timeout)
-        while b"\r\n\r\n" not in head:
-            if len(head) > MAX_HEAD:
-                raise _TooLongHead()
-            data = await asyncio.wait_for(loop.sock_recv(sock, 65536), timeout)
-            if not data:
-                if not head:
-                    raise _ClosedBeforeAnswer("the connection closed before the answer")
-                raise ConnectionResetError("the connection closed in the middle of the answer head")
-            head += data
+        await asyncio.wait_for(loop.sock_sendall(sock, request), deadline.left())
     except (ConnectionResetError, BrokenPipeError) as exc:
-        if head:
-            raise
         raise _ClosedBeforeAnswer(str(exc)) from None
-    return head
+    return await _read_head(loop, sock, b"", deadline)
+
+
+async def _read_head(loop: asyncio.AbstractEventLoop, sock: socket.socket, buffer: bytes,
+                     deadline: _Deadline) -> bytes:
+    """Read until the end of an answer head; _ClosedBeforeAnswer if the connection ends before any byte."""
+    started_empty = not buffer
+    while b"\r\n\r\n" not in buffer:
+        if len(buffer) > MAX_HEAD:
+            raise _TooLongHead()
+        try:
+            data = await asyncio.wait_for(loop.sock_recv(sock, 65536), deadline.left())
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            if started_empty and not buffer:
+                raise _ClosedBeforeAnswer(str(exc)) from None
+            raise
+        if not data:
+            if started_empty and not buffer:
+                raise _ClosedBeforeAnswer("the connection closed before the answer")
+            raise ConnectionResetError("the connection closed in the middle of the answer head")
+        buffer += data
+    return buffer
 
 
 async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
@@ -269,33 +318,46 @@ def _literal_address(host: str, port: int) -> tuple[int, tuple | None]:
     return 0, None
 
 
-async def read_rest(download: Answer, timeout: float) -> bytes:
-    """The whole (small) body of an answer with a Content-Length; WorkerTimeout/WorkerUnavailable."""
+def _body_deadline(answer: Answer, timeout: float | None) -> _Deadline:
+    return _Deadline(timeout) if timeout is not None else answer.deadline or _Deadline(60.0)
+
+
+async def read_rest(answer: Answer, timeout: float | None = None) -> bytes:
+    """The whole (small) body of an answer with a Content-Length (within timeout, else what is left
+    of the request's); WorkerTimeout/WorkerUnavailable/WorkerBadAnswer."""
     loop = asyncio.get_running_loop()
-    length = download.length or 0
-    body = bytearray(download.early[:length])
+    deadline = _body_deadline(answer, timeout)
+    length = answer.length or 0
+    if length > MAX_BODY:
+        raise WorkerBadAnswer("the worker's answer is too long to be read whole")
+    body = bytearray(answer.early[:length])
     try:
         while len(body) < length:
-            data = await asyncio.wait_for(loop.sock_recv(download.sock, min(length - len(body), 1 << 20)), timeout)
+            data = await asyncio.wait_for(loop.sock_recv(answer.sock, min(length - len(body), 1 << 20)),
+                                          deadline.left())
             if not data:
-                raise WorkerUnavailable("the worker closed the connection before the end of the file")
+                raise WorkerUnavailable("the worker closed the connection before the end of its answer")
             body += data
     except asyncio.TimeoutError:
-        raise WorkerTimeout("the worker stopped sending the file") from None
+        raise WorkerTimeout("the worker stopped sending its answer") from None
     except OSError as exc:
         raise WorkerUnavailable(f"the worker's connection failed: {exc}") from None
-    download.consumed = len(download.early) <= length  # nothing beyond the answer came with it
+    answer.consumed = len(answer.early) <= length  # nothing beyond the answer came with it
     return bytes(body)
 
 
-async def read_chunked(answer: Answer, timeout: float) -> bytes:
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+async def read_chunked(answer: Answer, timeout: float | None = None) -> bytes:
     """A body sent in chunks (Transfer-Encoding: chunked), read whole."""
     loop = asyncio.get_running_loop()
+    deadline = _body_deadline(answer, timeout)
     buffer = bytearray(answer.early)
     body = bytearray()
 
     async def more() -> None:
-        data = await asyncio.wait_for(loop.sock_recv(answer.sock, 65536), timeout)
+        data = await asyncio.wait_for(loop.sock_recv(answer.sock, 65536), deadline.left())
         if not data:
             raise WorkerUnavailable("the worker closed the connection in the middle of an answer")
         buffer.extend(data)
@@ -303,9 +365,16 @@ async def read_chunked(answer: Answer, timeout: float) -> bytes:
     try:
         while True:
             while b"\r\n" not in buffer:
+                if len(buffer) > MAX_HEAD:
+                    raise ValueError("chunk size line too long")
                 await more()
-            line, _, _ = bytes(buffer).partition(b"\r\n")
-            size = int(line.split(b";", 1)[0].strip() or b"x", 16)
+            line = bytes(buffer[:buffer.index(b"\r\n")])
+            digits = line.split(b";", 1)[0].strip()
+            if not digits or not set(digits) <= _HEX:
+                raise ValueError(line)
+            size = int(digits, 16)
+            if len(body) + size > MAX_BODY:
+                raise WorkerBadAnswer("the worker's answer is too long to be read whole")
             del buffer[:len(line) + 2]
             if size == 0:
                 while not (buffer.startswith(b"\r\n") or b"\r\n\r\n" in buffer):  # trailers, then a blank line
@@ -315,10 +384,10 @@ async def read_chunked(answer: Answer, timeout: float) -> bytes:
                 return bytes(body)
             while len(buffer) < size + 2:
                 await more()
+            if buffer[size:size + 2] != b"\r\n":
+                raise ValueError("chunk not followed by CRLF")
             body += buffer[:size]
             del buffer[:size + 2]
-            if len(body) > MAX_BODY:
-                raise WorkerBadAnswer("the worker's answer is too long")
     except ValueError:
         raise WorkerBadAnswer("the worker sent a malformed chunked answer") from None
     except asyncio.TimeoutError:
@@ -327,18 +396,19 @@ async def read_chunked(answer: Answer, timeout: float) -> bytes:
         raise WorkerUnavailable(f"the worker's connection failed: {exc}") from None
 
 
-async def read_to_close(answer: Answer, timeout: float) -> bytes:
+async def read_to_close(answer: Answer, timeout: float | None = None) -> bytes:
     """A body without a length: everything until the worker closes the connection."""
     loop = asyncio.get_running_loop()
+    deadline = _body_deadline(answer, timeout)
     body = bytearray(answer.early)
     try:
         while True:
-            data = await asyncio.wait_for(loop.sock_recv(answer.sock, 65536), timeout)
+            data = await asyncio.wait_for(loop.sock_recv(answer.sock, 65536), deadline.left())
             if not data:
                 return bytes(body)
             body += data
             if len(body) > MAX_BODY:
-                raise WorkerBadAnswer("the worker's answer is too long")
+                raise WorkerBadAnswer("the worker's answer is too long to be read whole")
     except asyncio.TimeoutError:
         raise WorkerTimeout("the worker stopped sending its answer") from None
     except OSError as exc:

@@ -38,7 +38,7 @@ class Worker:
     running_prompt_ids: tuple[str, ...] = ()
     pending_prompt_ids: tuple[str, ...] = ()
     sent_since_report: int = 0
-    reports: int = 0  # queue reports heard so far (status events and /queue snapshots)
+    reports: int = 0  # status events heard so far (the worker sends one on every change of its queue)
     devices: list = field(default_factory=list)
     system: dict = field(default_factory=dict)
     last_error: str | None = None
