@@ -52,6 +52,8 @@ def parse_prompt_request(body: Any) -> PromptRequest:
         raise comfy_400("no_prompt", "No prompt provided", "No prompt provided")
     if not isinstance(prompt, dict):
         raise comfy_400("invalid_prompt", "The prompt must be a JSON object of nodes", "")
+    if not prompt:  # no nodes, so no output node: ComfyUI's answer, known without asking any worker
+        raise comfy_400("prompt_no_outputs", "Prompt has no outputs", "")
     for node_id, node in prompt.items():
         if not isinstance(node, dict) or "class_type" not in node:
             raise comfy_400("invalid_prompt", "Cannot execute because a node is missing the class_type property.",

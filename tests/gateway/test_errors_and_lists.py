@@ -209,3 +209,13 @@ async def test_a_job_the_store_cannot_write_is_refused_and_never_sent(cluster):
         database.close()
     answer = await cluster.submit(sample_workflow())
     assert (await cluster.wait_job(answer["prompt_id"], timeout=10))["status"] == "done"
+
+
+async def test_client_mistakes_are_400_even_with_no_worker_online(cluster):
+    for body, error_type in (({"prompt": {}}, "prompt_no_outputs"), ({}, "no_prompt"),
+                             ({"prompt": {"1": {"inputs": {}}}}, "invalid_prompt")):
+        status, answer = await cluster.request("POST", "/prompt", json=body)
+        assert status == 400 and answer["error"]["type"] == error_type, (body, status, answer)
+        assert answer["node_errors"] == {}
+    status, answer = await cluster.request("POST", "/prompt", json={"prompt": sample_workflow()})
+    assert status == 503 and answer["error"]["type"] == "worker_unavailable"
