@@ -20,6 +20,7 @@ from tornado.httputil import HTTPHeaders, HTTPInputError
 from .errors import WorkerBadAnswer, WorkerTimeout, WorkerUnavailable
 
 MAX_HEAD = 64 * 1024
+CONNECT_TIMEOUT = 10.0  # seconds at most for a connect, whatever the request's time limit
 MAX_BODY = 64 * 1024 * 1024  # a JSON answer read whole (downloads are streamed instead)
 IDLE_PER_WORKER = 8  # kept-alive connections to one worker, for the next requests
 IDLE_SECONDS = 20.0  # well under aiohttp's 75 s keep-alive, so the worker rarely closes one first
@@ -171,7 +172,8 @@ async def open_answer(pool: IdleConnections | None, base_url: str, method: str, 
                 sock.close()  # the worker closed the kept connection meanwhile: once more on a new one
                 sock = None
         if sock is None:
-            sock = await asyncio.wait_for(_connect(loop, host, port), deadline.left())
+            # A worker host that is off drops the connect silently: give up on it as curl did (10 s).
+            sock = await asyncio.wait_for(_connect(loop, host, port), min(CONNECT_TIMEOUT, deadline.left()))
             buffer = await _exchange(loop, sock, request, deadline)
         while True:
             raw_head, early = buffer.split(b"\r\n\r\n", 1)
