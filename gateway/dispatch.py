@@ -284,10 +284,7 @@ class Dispatcher(BackgroundLoop):
         """Cancel a job that has not started: it leaves the queue as failed/cancelled."""
         if job.state == RUNNING or not job.active:
             return
-        if job.worker_id is not None:
-            worker = self.registry.get(job.worker_id)
-            if worker and job.submitted_at is None and worker.sent_since_report > 0:
-                worker.sent_since_report -= 1
+        self.jobs.release_claim(job)
         self.jobs.fail_queued(job, "cancelled", "the job was cancelled before it started")
 
     def job_finished(self, job: Job) -> None:

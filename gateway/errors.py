@@ -88,3 +88,10 @@ class ComfyError(Exception):
         super().__init__(f"ComfyUI-style error {status}")
         self.status = status
         self.body = body
+
+
+def comfy_400(error_type: str, message: str, details: str = "", extra_info: dict | None = None,
+              node_errors: dict | None = None) -> ComfyError:
+    """A 400 in ComfyUI's /prompt error shape."""
+    return ComfyError(400, {"error": {"type": error_type, "message": message, "details": details,
+                                      "extra_info": extra_info or {}}, "node_errors": node_errors or {}})

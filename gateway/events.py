@@ -7,7 +7,6 @@ import logging
 import time
 
 from .monitor import WorkerMonitor
-from .relay import PREVIEW_WITH_METADATA, job_prompt_id_of_preview
 
 logger = logging.getLogger(__name__)
 
@@ -123,11 +122,8 @@ class EventWiring:
 
     def _on_binary(self, worker, event_type: int, frame: bytes) -> None:
         gw = self.gw
-        job = None
-        if event_type == PREVIEW_WITH_METADATA:
-            job = gw.jobs.get(job_prompt_id_of_preview(frame) or "")
         running = gw.jobs.active.get(worker.running_prompt_ids[0]) if worker.running_prompt_ids else None
-        gw.hub.forward_binary(event_type, frame, job, running)
+        gw.hub.forward_binary(event_type, frame, gw.jobs.get, running)
 
     def _on_job_change(self, job, event: str) -> None:
         if event in ("queued", "finished"):

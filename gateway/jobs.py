@@ -11,11 +11,11 @@ from typing import Any, Callable
 
 from .capabilities import requirements_of
 from .cost_model import workflow_signature
-from .errors import NO_WORKER_ONLINE, ComfyError, Conflict, NotFound, StoreUnavailable, WorkerUnavailable
+from .errors import NO_WORKER_ONLINE, ComfyError, Conflict, NotFound, StoreUnavailable, WorkerUnavailable, comfy_400
 from .job_events import output_nodes
 from .job_model import ACTIVE_STATES, DONE, FAILED, QUEUED, RUNNING, SUBMITTED, Job, Progress
 from .job_events import needed_nodes
-from .prompt_request import comfy_400, parse_prompt_request
+from .prompt_request import parse_prompt_request
 from .scheduler import QueuedJob
 from .store.errors import DuplicateError
 from .validation import validate_prompt
@@ -262,19 +262,19 @@ class JobService:
             return ComfyError(409, {"error": "prompt_id already exists"})
         return StoreUnavailable()
 
-    def forget(self, job: Job) -> None:
-        """Drop a job that was never accepted (a send that still holds it will see it is not its own)."""
+    def release_claim(self, job: Job) -> None:
+        """A job claimed for a worker but not sent after all: the worker's "sent since" count drops."""
         if job.worker_id is not None and job.submitted_at is None:
             worker = self.registry.get(job.worker_id)
             if worker is not None and worker.sent_since_report > 0:
-                worker.sent_since_report -= 1  # the claim is given back
-        job.state = FAILED
-        self._order_cache = None
+                worker.sent_since_report -= 1
+
+    def forget(self, job: Job) -> None:
+        """Drop a job that was never accepted (a send that still holds it will see it is not its own)."""
+        self.release_claim(job)
         self.active.pop(job.prompt_id, None)
-        self._waiting.pop(job.prompt_id, None)
-        if job.worker_id is not None:
-            self._on_worker.get(job.worker_id, {}).pop(job.prompt_id, None)
         self._by_gateway_id.pop(job.gateway_job_id, None)
+        self.place(job, FAILED, job.worker_id)  # out of every index, and no longer active
 
     def answer(self, job: Job, node_errors: dict | None = None) -> dict:
         """The POST /prompt answer for an accepted job."""

@@ -8,7 +8,7 @@ import json
 
 from PIL import Image, PngImagePlugin
 
-from .errors import BadRequest, ComfyError, GatewayError
+from .errors import BadRequest, ComfyError, WorkerBadAnswer
 from .files import FileLocator, parse_view_query
 
 
@@ -23,8 +23,7 @@ async def _original_bytes(gateway, ref: dict) -> bytes:
         return await asyncio.get_running_loop().run_in_executor(None, location.path.read_bytes)
     response = await location.worker.client.request("GET", "/view", query=view.query)
     if response.status != 200:
-        raise GatewayError(f"worker {location.worker.name} answered {response.status} for the original image",
-                           status=502, type="worker_bad_answer")
+        raise WorkerBadAnswer(f"worker {location.worker.name} answered {response.status} for the original image")
     return response.body
 
 

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import struct
-import time
 from typing import Callable
 
 from tornado.httpclient import HTTPRequest
@@ -33,8 +32,6 @@ class WorkerMonitor(BackgroundLoop):
         self._timeout = timeout
         self._conn = None
         self._closed: asyncio.Event | None = None
-        self.last_message_at: float | None = None
-        self.last_status_queue: int | None = None
         self.connects = 0
 
     async def stop(self) -> None:
@@ -85,7 +82,6 @@ class WorkerMonitor(BackgroundLoop):
                                                    "data": {"supports_preview_metadata": True}}))
         self.connects += 1
         self.worker.monitor_connected = True
-        self.last_message_at = time.time()
         logger.info("monitor of %s connected", self.worker.name)
         self._on_connect(self.worker, self.connects > 1)
 
@@ -96,7 +92,6 @@ class WorkerMonitor(BackgroundLoop):
         if message is None:
             self._closed.set()
             return
-        self.last_message_at = time.time()
         try:
             if isinstance(message, bytes):
                 self._binary(message)
@@ -115,10 +110,6 @@ class WorkerMonitor(BackgroundLoop):
         event_type, data = message.get("type"), message.get("data")
         if not isinstance(data, dict):
             data = {}
-        if event_type == "status":
-            queue = (data.get("status") or {}).get("exec_info", {}).get("queue_remaining")
-            if isinstance(queue, int):
-                self.last_status_queue = queue
         self._on_text(self.worker, event_type, data, raw)
 
     def _binary(self, frame: bytes) -> None:

@@ -8,16 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import BadRequest, ComfyError
+from .errors import BadRequest, comfy_400
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-def comfy_400(error_type: str, message: str, details: str = "", extra_info: dict | None = None,
-              node_errors: dict | None = None) -> ComfyError:
-    """A 400 in ComfyUI's /prompt error shape."""
-    return ComfyError(400, {"error": {"type": error_type, "message": message, "details": details,
-                                      "extra_info": extra_info or {}}, "node_errors": node_errors or {}})
 
 
 @dataclass
@@ -94,8 +87,7 @@ def parse_prompt_request(body: Any) -> PromptRequest:
                          extra={"field": "partial_execution_targets"})
     prompt_id = body.get("prompt_id")
     if prompt_id is not None and (not isinstance(prompt_id, str) or not UUID_RE.match(prompt_id)):
-        raise ComfyError(400, {"error": {"type": "invalid_prompt_id", "message": "prompt_id must be a valid UUID",
-                                         "details": "", "extra_info": {}}, "node_errors": {}})
+        raise comfy_400("invalid_prompt_id", "prompt_id must be a valid UUID")
     return PromptRequest(prompt_id=prompt_id, prompt=prompt, client_id=client_id, extra_data=extra_data, number=number,
                          front=bool(body.get("front")), priority=priority, priority_given=priority_given,
                          webhook=webhook, partial_execution_targets=targets)

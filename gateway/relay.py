@@ -114,9 +114,11 @@ class ClientHub:
         """The live connection of a sid."""
         return self._clients.get(sid) if sid is not None else None
 
-    def status_frame(self, sid: str | None = None) -> str:
+    def status_frame(self, sid: str | None = None, remaining: int | None = None) -> str:
         """A status message with the cluster's queue_remaining (plus sid on the first frame)."""
-        data: dict = {"status": {"exec_info": {"queue_remaining": self._cluster_queue()}}}
+        if remaining is None:
+            remaining = self._cluster_queue()
+        data: dict = {"status": {"exec_info": {"queue_remaining": remaining}}}
         if sid is not None:
             data["sid"] = sid
         return json.dumps({"type": "status", "data": data})
@@ -135,8 +137,7 @@ class ClientHub:
         if remaining == self._last_status:
             return  # ComfyUI speaks when its queue changes; an unchanged count is not news
         self._last_status = remaining
-        self.broadcast(json.dumps({"type": "status", "data": {"status": {"exec_info": {
-            "queue_remaining": remaining}}}}))
+        self.broadcast(self.status_frame(remaining=remaining))
 
     def broadcast(self, message: str | bytes) -> None:
         """Send to every client: framed once, written BROADCAST_SLICE clients per loop turn.
@@ -164,10 +165,9 @@ class ClientHub:
 
     # ----- routing of worker events ------------------------------------------------------------
     def forward_text(self, event_type: str, raw: str, job, running_job) -> None:
-        """Relay one JSON event of a worker to the clients that ComfyUI would have sent it to."""
-        if event_type in ("status", "feature_flags", "logs", "crystools.monitor"):
-            if event_type == "status":
-                self.status_changed()
+        """Relay one JSON event of a worker (not its status: see status_changed) to the clients that
+        ComfyUI would have sent it to."""
+        if event_type in ("feature_flags", "logs", "crystools.monitor"):
             return
         job = job or running_job
         if job is None:
@@ -179,18 +179,23 @@ class ClientHub:
         elif event_type in NO_CLIENT_BROADCAST:
             self.broadcast(raw)
 
-    def forward_binary(self, event_type: int, frame: bytes, job, running_job) -> None:
-        """Relay a binary frame, converting previews between type 1 and 4 as each client negotiated."""
+    def forward_binary(self, event_type: int, frame: bytes, find_job: Callable, running_job) -> None:
+        """Relay a binary frame, converting previews between type 1 and 4 as each client negotiated.
+
+        find_job(prompt_id) names the job of a type-4 preview (its metadata carries the prompt id).
+        """
+        job = None
         if event_type == TEXT:
-            if job or running_job:
+            if running_job:
                 self.broadcast(frame)
             return
         if event_type == PREVIEW_WITH_METADATA:
             metadata, image = _split_metadata(frame)
             if metadata is None:
                 return
+            job = find_job(metadata.get("prompt_id") or "")
         elif event_type == PREVIEW_IMAGE and len(frame) >= 8:
-            job = job or running_job
+            job = running_job
             if job is None:
                 return
             image_type = FORMAT_TYPES.get(struct.unpack(">I", frame[4:8])[0], "image/jpeg")
@@ -218,6 +223,8 @@ def _split_metadata(frame: bytes) -> tuple[dict | None, bytes]:
         metadata = json.loads(frame[8:8 + length])
     except ValueError:
         return None, b""
+    if not isinstance(metadata, dict):
+        return None, b""
     return metadata, frame[8 + length:]
 
 
@@ -228,9 +235,3 @@ def _legacy_frame(metadata: dict, image: bytes) -> bytes:
 def _metadata_frame(metadata: dict, image: bytes) -> bytes:
     header = json.dumps(metadata).encode()
     return struct.pack(">II", PREVIEW_WITH_METADATA, len(header)) + header + image
-
-
-def job_prompt_id_of_preview(frame: bytes) -> str | None:
-    """The prompt id in a type-4 preview frame, if any."""
-    metadata, _ = _split_metadata(frame)
-    return metadata.get("prompt_id") if metadata else None

@@ -10,7 +10,7 @@ import time
 import uuid
 from pathlib import Path, PurePosixPath
 
-from .errors import BadRequest, ComfyError, GatewayError
+from .errors import BadRequest, ComfyError, WorkerBadAnswer
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +44,31 @@ class UploadService:
         self._index: dict[tuple[str, str, str], str] = {}  # (type, subfolder, name) -> sha256
         self._placed: dict[int, dict[tuple[str, str], str]] = {}  # worker -> (subfolder, name) -> sha
         self._locks: dict[int, asyncio.Lock] = {}
+        self._known: frozenset[str] | None = None  # known_names(), until the index changes
 
     async def load(self) -> None:
         """Read the upload index from the store."""
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         for row in await self.store.list_uploads():
-            self._index[(row["type"], row["subfolder"], row["name"])] = row["sha256"]
+            self._set((row["type"], row["subfolder"], row["name"]), row["sha256"])
 
-    def known_names(self) -> set[str]:
-        """Input file names a workflow may use that the gateway can supply ('name' or 'sub/name')."""
-        return {f"{sub}/{name}" if sub else name for (kind, sub, name) in self._index if kind == "input"}
+    def _set(self, key: tuple[str, str, str], sha: str | None) -> None:
+        """Change the index (None removes an entry); every change goes through here."""
+        if sha is None:
+            self._index.pop(key, None)
+        else:
+            self._index[key] = sha
+        self._known = None
+
+    def known_names(self) -> frozenset[str]:
+        """Input file names a workflow may use that the gateway can supply ('name' or 'sub/name').
+
+        Asked on every submission: built once per change of the index, not per call.
+        """
+        if self._known is None:
+            self._known = frozenset(f"{sub}/{name}" if sub else name
+                                    for (kind, sub, name) in self._index if kind == "input")
+        return self._known
 
     def blob_path(self, upload_type: str, subfolder: str, name: str) -> Path | None:
         """Where the gateway keeps a file it was sent, if it has it."""
@@ -68,24 +83,20 @@ class UploadService:
         name = PurePosixPath(filename.replace("\\", "/")).name
         if not name or name in (".", ".."):
             raise ComfyError(400, b"")
-        sha = hashlib.sha256(data).hexdigest()
+        loop = asyncio.get_running_loop()
+        sha = await loop.run_in_executor(None, _sha256, data)  # up to 100 MB: not on the event loop
         name = self._final_name(upload_type, sub, name, sha, overwrite)
         key = (upload_type, sub, name)
         previous = self._index.get(key)
         # Claim the name before any await, so a concurrent upload of other bytes gets "stem (1).ext".
-        self._index[key] = sha
+        self._set(key, sha)
         try:
-            blob = self.blob_dir / sha
-            if not blob.exists():
-                await asyncio.get_running_loop().run_in_executor(None, _write_atomic, blob, data)
+            await loop.run_in_executor(None, _write_unless_present, self.blob_dir / sha, data)
             if previous != sha:
                 await self.store.add_upload({"sha256": sha, "type": upload_type, "subfolder": sub, "name": name,
                                              "size": len(data), "created_at": time.time()})
         except BaseException:
-            if previous is None:
-                self._index.pop(key, None)
-            else:
-                self._index[key] = previous
+            self._set(key, previous)
             raise
         logger.info("upload %s/%s stored (%d bytes)", sub or ".", name, len(data))
         return {"name": name, "subfolder": subfolder or "", "type": upload_type}
@@ -141,12 +152,18 @@ class UploadService:
             "POST", "/upload/image", body=body,
             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
         if response.status != 200:
-            raise GatewayError(f"worker {worker.name} refused upload {name}: {response.status}", status=502,
-                               type="worker_bad_answer")
+            raise WorkerBadAnswer(f"worker {worker.name} refused upload {name}: {response.status}")
         logger.info("copied upload %s to %s", name, worker.name)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_unless_present(path: Path, data: bytes) -> None:
+    """Write a blob (atomically) unless the same content is stored already."""
+    if path.exists():
+        return
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")  # two uploads of one file may race
     tmp.write_bytes(data)
     os.replace(tmp, path)

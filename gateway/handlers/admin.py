@@ -13,7 +13,7 @@ from ..config import SETTINGS_BY_NAME
 from ..errors import BadRequest
 from ..metrics import render_metrics
 from ..openapi import openapi_document
-from .base import BaseHandler, bearer_token, origin_allowed, token_matches
+from .base import BaseHandler, GatewaySocketHandler
 
 
 class HealthzHandler(BaseHandler):
@@ -99,24 +99,8 @@ class DispatchHandler(BaseHandler):
         self.write_json({"paused": self.gw.dispatcher.paused})
 
 
-class AdminEventsHandler(tornado.websocket.WebSocketHandler):
+class AdminEventsHandler(GatewaySocketHandler):
     """GET /api/events: a WebSocket of {"kind": "worker"|"job"|"summary", "data": ...} for the admin page."""
-
-    @property
-    def gw(self):
-        return self.application.settings["gateway"]
-
-    def check_origin(self, origin: str) -> bool:
-        return origin_allowed(self.request.headers.get("Host"), origin)
-
-    async def get(self, *args, **kwargs):
-        keys = self.gw.settings.api_keys
-        if keys and not token_matches(bearer_token(self), keys + ((self.gw.settings.admin_token,)
-                                                                  if self.gw.settings.admin_token else ())):
-            self.set_status(401)
-            self.finish()
-            return
-        return await super().get(*args, **kwargs)
 
     def open(self) -> None:
         self.gw.events.add_admin_listener(self._push)

@@ -10,8 +10,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import tornado.web
+import tornado.websocket
 
-from ..errors import BadRequest, ComfyError, GatewayError, Unauthorized
+from ..errors import BadRequest, ComfyError, GatewayError, Unauthorized, comfy_400
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,33 @@ def token_matches(token: str | None, allowed: tuple[str, ...] | list[str]) -> bo
     return bool(token) and any(hmac.compare_digest(token, key) for key in allowed)
 
 
+def api_key_ok(handler: tornado.web.RequestHandler, settings) -> bool:
+    """True when no API keys are set, or the request carries one of them (or the admin token)."""
+    if not settings.api_keys:
+        return True
+    allowed = settings.api_keys + ((settings.admin_token,) if settings.admin_token else ())
+    return token_matches(bearer_token(handler), allowed)
+
+
+class GatewaySocketHandler(tornado.websocket.WebSocketHandler):
+    """Plumbing of the gateway's WebSockets: its origin rule, and API keys checked before the upgrade."""
+
+    @property
+    def gw(self):
+        """The Gateway this socket serves."""
+        return self.application.settings["gateway"]
+
+    def check_origin(self, origin: str) -> bool:
+        return origin_allowed(self.request.headers.get("Host"), origin)
+
+    async def get(self, *args, **kwargs):
+        if not api_key_ok(self, self.gw.settings):
+            self.set_status(401)
+            self.finish()
+            return
+        return await super().get(*args, **kwargs)
+
+
 class BaseHandler(tornado.web.RequestHandler):
     """Common plumbing for every HTTP route."""
 
@@ -75,8 +103,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if self.needs_admin and self.request.method not in ("GET", "HEAD") and settings.admin_token:
             if not token_matches(token, (settings.admin_token,)):
                 raise Unauthorized("this change needs the admin token (Authorization: Bearer ...)")
-        elif settings.api_keys and not token_matches(token, settings.api_keys + ((settings.admin_token,)
-                                                                                 if settings.admin_token else ())):
+        elif not api_key_ok(self, settings):
             raise Unauthorized("an API key is required (Authorization: Bearer KEY or ?api_key=KEY)")
 
     def json_body(self, required: bool = True) -> Any:
@@ -147,8 +174,7 @@ class ComfyHandler(BaseHandler):
         try:
             return json.loads(self.request.body)
         except (ValueError, UnicodeDecodeError):
-            raise ComfyError(400, {"error": {"type": "invalid_json", "message": "the request body is not valid JSON",
-                                             "details": "", "extra_info": {}}, "node_errors": {}}) from None
+            raise comfy_400("invalid_json", "the request body is not valid JSON") from None
 
     def write_empty(self) -> None:
         """200 with an empty body and no Content-Type, as ComfyUI answers POST /queue and friends."""

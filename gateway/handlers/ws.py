@@ -6,41 +6,21 @@ import json
 import logging
 import uuid
 
-import tornado.websocket
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 
 from ..job_model import RUNNING
 from ..relay import CLIENT_BUFFER_LIMIT, ClientConnection
-from .base import bearer_token, origin_allowed, token_matches
+from .base import GatewaySocketHandler
 
 logger = logging.getLogger(__name__)
 
 MAX_UPLOAD_SIZE = 100 * 1024 * 1024  # ComfyUI's default, which the workers apply to what the gateway copies
 
 
-class ClientSocketHandler(tornado.websocket.WebSocketHandler):
+class ClientSocketHandler(GatewaySocketHandler):
     """One client socket; its sid is clientId or a minted uuid4 hex, as in ComfyUI."""
 
     conn: ClientConnection | None = None
-
-    @property
-    def gw(self):
-        return self.application.settings["gateway"]
-
-    def check_origin(self, origin: str) -> bool:
-        return origin_allowed(self.request.headers.get("Host"), origin)
-
-    def get_compression_options(self):
-        return None
-
-    async def get(self, *args, **kwargs):
-        settings = self.gw.settings
-        keys = settings.api_keys + ((settings.admin_token,) if settings.admin_token else ())
-        if settings.api_keys and not token_matches(bearer_token(self), keys):
-            self.set_status(401)
-            self.finish()
-            return
-        return await super().get(*args, **kwargs)
 
     def open(self) -> None:
         sid = self.get_query_argument("clientId", None) or uuid.uuid4().hex

@@ -12,7 +12,7 @@ def now():
 
 def check_fields(model, fields):
     """Raise ValueError naming any key of ``fields`` that is not a column."""
-    unknown = set(fields) - set(model._meta.fields)
+    unknown = fields.keys() - model._meta.fields.keys()
     if unknown:
         raise ValueError("unknown %s field(s): %s"
                          % (model._meta.table_name, ", ".join(sorted(unknown))))
