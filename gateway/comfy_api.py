@@ -88,15 +88,9 @@ class ComfyApi:
         others = [p for p in delete if isinstance(p, str) and jobs.get(p) is None]
         if others:
             foreign["delete"] = others
-        await asyncio.gather(*(self._post_queue(w, {"delete": ids}) for wid, ids in by_worker.items()
+        await asyncio.gather(*(self._post_to(w, "/queue", {"delete": ids}) for wid, ids in by_worker.items()
                                if (w := self.gw.registry.get(wid))),
-                             *(self._post_queue(w, foreign) for w in self._online() if foreign))
-
-    async def _post_queue(self, worker, payload: dict) -> None:
-        try:
-            await worker.client.request("POST", "/queue", json_body=payload)
-        except GatewayError as exc:
-            logger.warning("POST /queue to %s failed: %s", worker.name, exc.message)
+                             *(self._post_to(w, "/queue", foreign) for w in self._online() if foreign))
 
     async def interrupt(self, body: Any) -> None:
         """POST /interrupt: stop the named running job (a waiting one is cancelled), or every running job."""
@@ -124,7 +118,7 @@ class ComfyApi:
         if worker is None:
             return
         if job.state == SUBMITTED:
-            await self._post_queue(worker, {"delete": [job.prompt_id]})
+            await self._post_to(worker, "/queue", {"delete": [job.prompt_id]})
         try:
             await worker.client.request("POST", "/interrupt", json_body={"prompt_id": job.prompt_id})
         except GatewayError as exc:
@@ -165,9 +159,9 @@ class ComfyApi:
         body = body if isinstance(body, dict) else {}
         payload = {k: body[k] for k in ("clear", "delete") if k in body}
         if payload:
-            await asyncio.gather(*(self._post_queue_like(w, "/history", payload) for w in self._online()))
+            await asyncio.gather(*(self._post_to(w, "/history", payload) for w in self._online()))
 
-    async def _post_queue_like(self, worker, path: str, payload: dict) -> None:
+    async def _post_to(self, worker, path: str, payload: dict) -> None:
         try:
             await worker.client.request("POST", path, json_body=payload)
         except GatewayError as exc:
@@ -176,7 +170,7 @@ class ComfyApi:
     async def free(self, body: Any) -> None:
         """POST /free: pass to every online worker."""
         payload = body if isinstance(body, dict) else {}
-        await asyncio.gather(*(self._post_queue_like(w, "/free", payload) for w in self._online()))
+        await asyncio.gather(*(self._post_to(w, "/free", payload) for w in self._online()))
 
     # ----- info routes ------------------------------------------------------------------------------
     def object_info(self, node_class: str | None = None) -> dict:

@@ -74,7 +74,6 @@ class WorkerClient:
         # Kept raw connections for the job submissions (the hot path), on plain-http workers.
         self._connections = connections if connections is not None and plain_http(self.base_url) else None
         parts = urlsplit(self.base_url)
-        self.netloc = parts.netloc
         self.ws_base = ("wss" if parts.scheme == "https" else "ws") + "://" + parts.netloc + parts.path
 
     def auth_headers(self) -> dict[str, str]:
@@ -115,6 +114,14 @@ class WorkerClient:
         request = self._request(method, path, query, body, headers, timeout)
         response = await self._fetch(request, method, path, started)
         return response
+
+    async def open_answer(self, method: str, path: str, *, query: dict | None = None,
+                          headers: dict | None = None) -> worker_connections.Answer:
+        """Send a request on a kept raw connection and read only the answer's head; the body stays
+        on the socket (for /view bodies moved by the kernel, see zero_copy). Plain-http workers."""
+        return await worker_connections.open_answer(self._connections, self.base_url, method, path, query,
+                                                    {**(headers or {}), **self.auth_headers()}, None,
+                                                    self._timeout(), self.name)
 
     async def _request_raw(self, method: str, path: str, query: dict | None, body: bytes | None,
                            headers: dict | None, timeout: float | None, started: float) -> WorkerResponse:

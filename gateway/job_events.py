@@ -72,8 +72,7 @@ def apply_event(job: Job, event_type: str, data: dict, now: float) -> str | None
         return "progress"
     if event_type == "execution_error":
         job.outcome = OUTCOME_ERROR
-        job.error = {"type": "execution_error", "message": str(data.get("exception_message", "")).strip(),
-                     **{k: v for k, v in data.items() if k not in ("prompt_id", "timestamp")}}
+        job.error = _execution_error(data)
         return "progress"
     if event_type == "execution_interrupted":
         job.outcome = OUTCOME_INTERRUPTED
@@ -83,6 +82,12 @@ def apply_event(job: Job, event_type: str, data: dict, now: float) -> str | None
                      "executed": data.get("executed", [])}
         return "progress"
     return None
+
+
+def _execution_error(data: dict) -> dict:
+    """The job error for ComfyUI's execution_error payload (live event or history message)."""
+    return {"type": "execution_error", "message": str(data.get("exception_message", "")).strip(),
+            **{k: v for k, v in data.items() if k not in ("prompt_id", "timestamp")}}
 
 
 def _start(job: Job, now: float) -> str | None:
@@ -110,8 +115,7 @@ def outcome_from_history(entry: dict) -> tuple[str, dict | None]:
         return DONE, None
     for name, data in status.get("messages") or []:
         if name == "execution_error":
-            return FAILED, {"type": "execution_error", "message": str(data.get("exception_message", "")).strip(),
-                            **{k: v for k, v in data.items() if k not in ("prompt_id", "timestamp")}}
+            return FAILED, _execution_error(data)
         if name == "execution_interrupted":
             return FAILED, {"type": "interrupted", "message": "the job was interrupted",
                             "node_id": data.get("node_id"), "node_type": data.get("node_type")}

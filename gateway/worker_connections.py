@@ -10,6 +10,7 @@ client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from dataclasses import dataclass
@@ -107,7 +108,6 @@ class Answer:
 
     sock: socket.socket
     status: int
-    reason: str
     headers: HTTPHeaders
     early: bytes = b""  # body bytes that arrived with the head
     length: int | None = None  # Content-Length, if any
@@ -141,14 +141,12 @@ def plain_http(base_url: str) -> bool:
 
 
 async def open_answer(pool: IdleConnections | None, base_url: str, method: str, path: str, query: dict | None,
-                      headers: dict, body: bytes | None, timeout: float, worker_name: str,
-                      retry_reused: bool = True) -> Answer:
+                      headers: dict, body: bytes | None, timeout: float, worker_name: str) -> Answer:
     """Send a request (on a kept connection if there is one) and read the answer's head.
 
     timeout bounds everything up to the end of the head, a re-send included, and then the body read
     by the read_* functions. A kept connection that fails before any byte of the answer (the worker
-    closed it meanwhile) is replaced by a new one and the request sent again. With retry_reused False
-    a new connection is used, so the request is never sent twice.
+    closed it meanwhile) is replaced by a new one and the request sent again.
     """
     deadline = _Deadline(timeout)
     loop = asyncio.get_running_loop()
@@ -164,7 +162,7 @@ async def open_answer(pool: IdleConnections | None, base_url: str, method: str, 
         if body is not None:
             lines.append(f"Content-Length: {len(body)}")
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
-        sock = pool.take(key) if pool is not None and retry_reused else None
+        sock = pool.take(key) if pool is not None else None
         if sock is not None:
             try:
                 buffer = await _exchange(loop, sock, request, deadline)
@@ -177,7 +175,7 @@ async def open_answer(pool: IdleConnections | None, base_url: str, method: str, 
             buffer = await _exchange(loop, sock, request, deadline)
         while True:
             raw_head, early = buffer.split(b"\r\n\r\n", 1)
-            version, status, reason, parsed = _parse_head(raw_head)
+            version, status, parsed = _parse_head(raw_head)
             if not (100 <= status < 200 and status != 101):
                 break
             buffer = await _read_head(loop, sock, early, deadline)  # an interim answer: the real one follows
@@ -202,20 +200,20 @@ async def open_answer(pool: IdleConnections | None, base_url: str, method: str, 
         if sock is not None:
             sock.close()
         raise
-    return Answer(sock=sock, status=status, reason=reason, headers=parsed, early=early,
+    return Answer(sock=sock, status=status, headers=parsed, early=early,
                   length=_content_length(parsed.get_list("Content-Length")),
                   chunked="chunked" in parsed.get("Transfer-Encoding", "").lower(), key=key,
                   keep_alive=version == "HTTP/1.1" and "close" not in parsed.get("Connection", "").lower(),
                   consumed=status in (204, 304) or method == "HEAD", pool=pool, deadline=deadline)
 
 
-def _parse_head(raw_head: bytes) -> tuple[str, int, str, HTTPHeaders]:
-    """(version, status, reason, headers) of an answer head; ValueError/HTTPInputError when it is not HTTP."""
+def _parse_head(raw_head: bytes) -> tuple[str, int, HTTPHeaders]:
+    """(version, status, headers) of an answer head; ValueError/HTTPInputError when it is not HTTP."""
     status_line, _, header_text = raw_head.decode("latin-1").partition("\r\n")
-    version, code, *reason = status_line.split(" ", 2)
+    version, code = (status_line.split(" ", 2) + [""])[:2]
     if not version.startswith("HTTP/") or not code.isdigit():
         raise ValueError(status_line)
-    return version, int(code), reason[0] if reason else "", HTTPHeaders.parse(header_text)
+    return version, int(code), HTTPHeaders.parse(header_text)
 
 
 def _content_length(values: list[str]) -> int | None:
@@ -320,6 +318,17 @@ def _literal_address(host: str, port: int) -> tuple[int, tuple | None]:
     return 0, None
 
 
+@contextlib.contextmanager
+def _body_errors():
+    """Socket failures while reading a body, as the gateway's worker errors."""
+    try:
+        yield
+    except asyncio.TimeoutError:  # before OSError: it is one
+        raise WorkerTimeout("the worker stopped sending its answer") from None
+    except OSError as exc:
+        raise WorkerUnavailable(f"the worker's connection failed: {exc}") from None
+
+
 def _body_deadline(answer: Answer, timeout: float | None) -> _Deadline:
     return _Deadline(timeout) if timeout is not None else answer.deadline or _Deadline(60.0)
 
@@ -333,17 +342,13 @@ async def read_rest(answer: Answer, timeout: float | None = None) -> bytes:
     if length > MAX_BODY:
         raise WorkerBadAnswer("the worker's answer is too long to be read whole")
     body = bytearray(answer.early[:length])
-    try:
+    with _body_errors():
         while len(body) < length:
             data = await asyncio.wait_for(loop.sock_recv(answer.sock, min(length - len(body), 1 << 20)),
                                           deadline.left())
             if not data:
                 raise WorkerUnavailable("the worker closed the connection before the end of its answer")
             body += data
-    except asyncio.TimeoutError:
-        raise WorkerTimeout("the worker stopped sending its answer") from None
-    except OSError as exc:
-        raise WorkerUnavailable(f"the worker's connection failed: {exc}") from None
     answer.consumed = len(answer.early) <= length  # nothing beyond the answer came with it
     return bytes(body)
 
@@ -351,10 +356,10 @@ async def read_rest(answer: Answer, timeout: float | None = None) -> bytes:
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
-async def read_chunked(answer: Answer, timeout: float | None = None) -> bytes:
+async def read_chunked(answer: Answer) -> bytes:
     """A body sent in chunks (Transfer-Encoding: chunked), read whole."""
     loop = asyncio.get_running_loop()
-    deadline = _body_deadline(answer, timeout)
+    deadline = _body_deadline(answer, None)
     buffer = bytearray(answer.early)
     body = bytearray()
 
@@ -364,46 +369,43 @@ async def read_chunked(answer: Answer, timeout: float | None = None) -> bytes:
             raise WorkerUnavailable("the worker closed the connection in the middle of an answer")
         buffer.extend(data)
 
-    try:
-        while True:
-            while b"\r\n" not in buffer:
-                if len(buffer) > MAX_HEAD:
-                    raise ValueError("chunk size line too long")
-                await more()
-            line = bytes(buffer[:buffer.index(b"\r\n")])
-            digits = line.split(b";", 1)[0].strip()
-            if not digits or not set(digits) <= _HEX:
-                raise ValueError(line)
-            size = int(digits, 16)
-            if len(body) + size > MAX_BODY:
-                raise WorkerBadAnswer("the worker's answer is too long to be read whole")
-            del buffer[:len(line) + 2]
-            if size == 0:
-                while not (buffer.startswith(b"\r\n") or b"\r\n\r\n" in buffer):  # trailers, then a blank line
+    with _body_errors():
+        try:
+            while True:
+                while b"\r\n" not in buffer:
+                    if len(buffer) > MAX_HEAD:
+                        raise ValueError("chunk size line too long")
                     await more()
-                end = 2 if buffer.startswith(b"\r\n") else buffer.index(b"\r\n\r\n") + 4
-                answer.consumed = len(buffer) == end
-                return bytes(body)
-            while len(buffer) < size + 2:
-                await more()
-            if buffer[size:size + 2] != b"\r\n":
-                raise ValueError("chunk not followed by CRLF")
-            body += buffer[:size]
-            del buffer[:size + 2]
-    except ValueError:
-        raise WorkerBadAnswer("the worker sent a malformed chunked answer") from None
-    except asyncio.TimeoutError:
-        raise WorkerTimeout("the worker stopped sending its answer") from None
-    except OSError as exc:
-        raise WorkerUnavailable(f"the worker's connection failed: {exc}") from None
+                line = bytes(buffer[:buffer.index(b"\r\n")])
+                digits = line.split(b";", 1)[0].strip()
+                if not digits or not set(digits) <= _HEX:
+                    raise ValueError(line)
+                size = int(digits, 16)
+                if len(body) + size > MAX_BODY:
+                    raise WorkerBadAnswer("the worker's answer is too long to be read whole")
+                del buffer[:len(line) + 2]
+                if size == 0:
+                    while not (buffer.startswith(b"\r\n") or b"\r\n\r\n" in buffer):  # trailers, then a blank line
+                        await more()
+                    end = 2 if buffer.startswith(b"\r\n") else buffer.index(b"\r\n\r\n") + 4
+                    answer.consumed = len(buffer) == end
+                    return bytes(body)
+                while len(buffer) < size + 2:
+                    await more()
+                if buffer[size:size + 2] != b"\r\n":
+                    raise ValueError("chunk not followed by CRLF")
+                body += buffer[:size]
+                del buffer[:size + 2]
+        except ValueError:
+            raise WorkerBadAnswer("the worker sent a malformed chunked answer") from None
 
 
-async def read_to_close(answer: Answer, timeout: float | None = None) -> bytes:
+async def read_to_close(answer: Answer) -> bytes:
     """A body without a length: everything until the worker closes the connection."""
     loop = asyncio.get_running_loop()
-    deadline = _body_deadline(answer, timeout)
+    deadline = _body_deadline(answer, None)
     body = bytearray(answer.early)
-    try:
+    with _body_errors():
         while True:
             data = await asyncio.wait_for(loop.sock_recv(answer.sock, 65536), deadline.left())
             if not data:
@@ -411,7 +413,3 @@ async def read_to_close(answer: Answer, timeout: float | None = None) -> bytes:
             body += data
             if len(body) > MAX_BODY:
                 raise WorkerBadAnswer("the worker's answer is too long to be read whole")
-    except asyncio.TimeoutError:
-        raise WorkerTimeout("the worker stopped sending its answer") from None
-    except OSError as exc:
-        raise WorkerUnavailable(f"the worker's connection failed: {exc}") from None

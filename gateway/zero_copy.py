@@ -20,7 +20,7 @@ import socket
 import sys
 
 from .errors import WorkerTimeout, WorkerUnavailable
-from .worker_connections import Answer, IdleConnections, open_answer, plain_http
+from .worker_connections import Answer, plain_http
 
 try:
     import fcntl
@@ -38,12 +38,6 @@ CLIENT_IDLE_SECONDS = 300.0
 def usable_for(base_url: str) -> bool:
     """True when downloads from this worker can be spliced (plain http on Linux)."""
     return SUPPORTED and plain_http(base_url)
-
-
-async def open_download(pool: IdleConnections | None, base_url: str, query: dict, headers: dict, timeout: float,
-                        worker_name: str) -> Answer:
-    """GET /view from the worker and read the answer's head (the body stays on the socket)."""
-    return await open_answer(pool, base_url, "GET", "/view", query, headers, None, timeout, worker_name)
 
 
 def take_socket(stream) -> socket.socket:

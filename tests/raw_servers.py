@@ -7,15 +7,14 @@ import os
 
 
 def open_fds() -> int:
+    """File descriptors this process holds (Linux)."""
     return len(os.listdir("/proc/self/fd"))
 
 
-class RawWorker:
-    """A TCP server that reads a request head and answers with fixed bytes, then stalls or hangs up."""
+class RawServer:
+    """A TCP server on a free loopback port for the duration of an `async with`; subclasses serve."""
 
-    def __init__(self, answer: bytes, then: str = "close"):
-        self.answer, self.then = answer, then
-        self.release = asyncio.Event()
+    release: asyncio.Event | None = None  # set on exit, so connections held open can end
 
     async def __aenter__(self):
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -23,9 +22,21 @@ class RawWorker:
         return self
 
     async def __aexit__(self, *exc):
-        self.release.set()
+        if self.release is not None:
+            self.release.set()
         self.server.close()
         await self.server.wait_closed()
+
+    async def _serve(self, reader, writer):
+        raise NotImplementedError
+
+
+class RawWorker(RawServer):
+    """Reads a request head and answers with fixed bytes, then stalls or hangs up."""
+
+    def __init__(self, answer: bytes, then: str = "close"):
+        self.answer, self.then = answer, then
+        self.release = asyncio.Event()
 
     async def _serve(self, reader, writer):
         await reader.readuntil(b"\r\n\r\n")
@@ -36,22 +47,13 @@ class RawWorker:
         writer.close()
 
 
-class OneAnswerPerConnection:
+class OneAnswerPerConnection(RawServer):
     """Answers the first request of each connection (keep-alive), then drops the connection when the
     next request arrives on it, unanswered: what a worker that restarted or timed the connection out does."""
 
     def __init__(self, body: bytes):
         self.body = body
         self.connections = 0
-
-    async def __aenter__(self):
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def __aexit__(self, *exc):
-        self.server.close()
-        await self.server.wait_closed()
 
     async def _serve(self, reader, writer):
         self.connections += 1

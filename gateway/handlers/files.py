@@ -91,8 +91,7 @@ class ViewHandler(ComfyHandler):
         """Serve the worker's answer, large bodies moved by the kernel (see _stream_from); None: use
         the ordinary path."""
         timeout = self.gw.settings.worker_request_timeout
-        download = await zero_copy.open_download(self.gw.idle_connections, worker.client.base_url, query,
-                                                 {**headers, **worker.client.auth_headers()}, timeout, worker.name)
+        download = await worker.client.open_answer("GET", "/view", query=query, headers=headers)
         try:
             if missing_ok and download.status == 404:
                 return False

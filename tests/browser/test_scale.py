@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 from playwright.async_api import expect
 
-from tests.harness import Cluster
+from tests.harness import Cluster, free_port
 
 from .helpers import bulk_insert, job_row
 
@@ -16,18 +15,11 @@ JOBS = 10_000
 PAGE = 50
 
 
-def closed_port() -> int:
-    """A loopback port nobody listens on (the 50 workers are unreachable on purpose)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def test_fifty_workers_ten_thousand_jobs(tmp_path, ui_routes, open_page):
     cluster = Cluster(tmp_path / "gw", GATEWAY_HEALTH_INTERVAL=1)
     await cluster.start()
     try:
-        port = closed_port()
+        port = free_port()  # nobody listens there: the 50 workers are unreachable on purpose
         ids = []
         for i in range(WORKERS):
             answer = await cluster.post("/api/workers", {"url": f"http://127.0.0.1:{port}/gpu{i:02d}",

@@ -11,12 +11,9 @@ import aiohttp
 import pytest
 
 from gateway import zero_copy
+from tests.raw_servers import open_fds
 
 MB = 1024 * 1024
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 def put_file(sim, name: str, size: int) -> bytes:

@@ -9,6 +9,7 @@ import pytest
 
 from gateway import worker_connections
 from gateway.errors import WorkerBadAnswer, WorkerTimeout, WorkerUnavailable
+from tests.harness import free_port
 from tests.raw_servers import Dripping, OneAnswerPerConnection, RawWorker, Recorder, open_fds
 
 
@@ -118,9 +119,7 @@ async def test_a_malformed_chunked_answer_is_a_bad_answer():
 
 
 async def test_an_unreachable_worker_is_unavailable_quickly():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # nothing listens here
+    port = free_port()  # nothing listens there
     with pytest.raises(WorkerUnavailable):
         await worker_connections.request(None, f"http://127.0.0.1:{port}", "POST", "/prompt", headers={}, body=b"{}",
                                          timeout=5, worker_name="raw")

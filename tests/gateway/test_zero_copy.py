@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from gateway import zero_copy
+from gateway import worker_connections, zero_copy
 from gateway.errors import WorkerTimeout
 from tests.raw_servers import RawWorker
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not zero_copy.SUPPORTED, reason="splice(2) is Li
 async def test_a_worker_that_stalls_mid_body_times_out():
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n"
     async with RawWorker(head + b"x" * 100000, then="stall") as worker:
-        download = await zero_copy.open_download(None, worker.url, {}, {}, 5, "raw")
+        download = await worker_connections.open_answer(None, worker.url, "GET", "/view", {}, {}, None, 5, "raw")
         left, right = socket.socketpair()
         left.setblocking(False)
         reading = asyncio.get_running_loop().run_in_executor(None, _read_all, right)
@@ -34,7 +34,7 @@ async def test_a_client_that_stops_reading_is_cut_off(monkeypatch):
     monkeypatch.setattr(zero_copy, "CLIENT_IDLE_SECONDS", 0.5)
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 50000000\r\n\r\n"
     async with RawWorker(head + b"x" * 50000000) as worker:
-        download = await zero_copy.open_download(None, worker.url, {}, {}, 5, "raw")
+        download = await worker_connections.open_answer(None, worker.url, "GET", "/view", {}, {}, None, 5, "raw")
         left, right = socket.socketpair()  # nobody reads `right`
         left.setblocking(False)
         try:

@@ -1,13 +1,13 @@
 """RedisCache against the real server (unique prefix) and a closed port."""
 import asyncio
 import logging
-import socket
 import uuid
 
 import pytest
 import redis.asyncio as aioredis
 
 from gateway.store.redis_cache import RedisCache, mask_url
+from tests.harness import free_port
 
 from .services import require_redis
 
@@ -26,12 +26,6 @@ async def cache():
     if keys:
         await raw.delete(*keys)
     await raw.aclose()
-
-
-def closed_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_put_get_json_under_prefix(cache):
@@ -101,7 +95,7 @@ async def test_subscribe_as_context_manager(cache):
 
 
 async def test_unreachable_redis_degrades_to_noop(caplog):
-    url = "redis://:s3cret-pw@127.0.0.1:%d/0" % closed_port()
+    url = "redis://:s3cret-pw@127.0.0.1:%d/0" % free_port()
     c = RedisCache(url, prefix="gw-test-dead:", timeout=0.5)
     with caplog.at_level(logging.INFO, logger="gateway.store"):
         assert await c.connect() is False
