@@ -226,7 +226,8 @@ def _content_length(values: list[str]) -> int | None:
 
 
 async def request(pool: IdleConnections | None, base_url: str, method: str, path: str, *, query: dict | None = None,
-                  headers: dict, body: bytes | None, timeout: float, worker_name: str) -> tuple[int, HTTPHeaders, bytes]:
+                  headers: dict, body: bytes | None, timeout: float,
+                  worker_name: str) -> tuple[int, HTTPHeaders, bytes]:
     """One whole request within timeout: (status, headers, body); WorkerTimeout, WorkerUnavailable or
     WorkerBadAnswer."""
     answer = await open_answer(pool, base_url, method, path, query, headers, body, timeout, worker_name)

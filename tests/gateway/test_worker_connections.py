@@ -17,7 +17,8 @@ async def test_an_answer_that_is_not_http_is_a_bad_answer_and_leaves_no_socket()
     async with RawWorker(b"SSH-2.0-OpenSSH\r\n\r\n") as worker:
         before = open_fds()
         with pytest.raises(WorkerBadAnswer):
-            await worker_connections.open_answer(None, worker.url, "GET", "/view", {"filename": "x"}, {}, None, 5, "raw")
+            await worker_connections.open_answer(None, worker.url, "GET", "/view", {"filename": "x"}, {}, None, 5,
+                                                 "raw")
         assert open_fds() == before
 
 
@@ -145,7 +146,8 @@ async def test_unusual_but_valid_heads_are_understood(answer, expected):
     assert (status, body) == (200, expected)
 
 
-@pytest.mark.parametrize("chunks", [b"-5\r\nhello\r\n0\r\n\r\n", b"5\r\nhelloXX0\r\n\r\n", b"0x5\r\nhello\r\n0\r\n\r\n"],
+@pytest.mark.parametrize("chunks", [b"-5\r\nhello\r\n0\r\n\r\n", b"5\r\nhelloXX0\r\n\r\n",
+                                    b"0x5\r\nhello\r\n0\r\n\r\n"],
                          ids=["negative", "no-crlf-after-data", "0x-prefix"])
 async def test_broken_chunk_framing_is_a_bad_answer(chunks):
     async with RawWorker(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks, then="stall") as worker:
