@@ -29,9 +29,20 @@ import time
 import uuid
 
 import aiohttp
+from _common import (
+    GatewayProc,
+    Sim,
+    cpu_seconds,
+    percentile,
+    read_status_kb,
+    register_workers,
+    rerun_line,
+    stop_all,
+    table,
+    wait_http,
+    workdir,
+)
 
-from _common import (GatewayProc, Sim, cpu_seconds, percentile, read_status_kb, register_workers, rerun_line, stop_all,
-                     table, wait_http, workdir)
 from tests.fake_comfy.workflows import sample_workflow, slow_workflow
 
 MB = 1024 * 1024

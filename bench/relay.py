@@ -26,9 +26,19 @@ import statistics
 import time
 
 import aiohttp
+from _common import (
+    GatewayProc,
+    Sim,
+    cpu_seconds,
+    percentile,
+    register_workers,
+    rerun_line,
+    stop_all,
+    table,
+    wait_http,
+    workdir,
+)
 
-from _common import (GatewayProc, Sim, cpu_seconds, percentile, register_workers, rerun_line, stop_all, table, wait_http,
-                     workdir)
 from tests.fake_comfy.workflows import ksampler_workflow
 
 CLIENTS = 100

@@ -22,8 +22,8 @@ import statistics
 import time
 
 import aiohttp
+from _common import GatewayProc, Sim, register_workers, rerun_line, stop_all, table, wait_http, workdir
 
-from _common import (GatewayProc, Sim, register_workers, rerun_line, stop_all, table, wait_http, workdir)
 from tests.fake_comfy.workflows import ksampler_workflow
 
 NODE_SECONDS = 0.02

@@ -13,6 +13,7 @@ The simulator's code is not changed: only its publisher method is replaced in th
 from __future__ import annotations
 
 from _common import REPO  # noqa: F401  (puts the repo on sys.path)
+
 from tests.fake_comfy import wshub
 from tests.fake_comfy.__main__ import main
 

@@ -12,9 +12,9 @@ from typing import Callable
 from . import __version__
 from .app import Gateway
 from .config import ConfigError, load_settings
+from .desktop.paths import admin_url, desktop_config_file, desktop_defaults, is_frozen, seed_example_config
+from .desktop.single_instance import InstanceLock
 from .logging_setup import setup_logging
-from .paths import admin_url, desktop_config_file, desktop_defaults, is_frozen, seed_example_config
-from .single_instance import InstanceLock
 
 logger = logging.getLogger("gateway")
 
@@ -56,13 +56,13 @@ async def serve(gateway: Gateway, on_started: Callable[[int], None] | None = Non
 def run(settings, instance: InstanceLock) -> int:
     """Run the gateway: with the tray when asked (desktop.py), else headless until SIGINT/SIGTERM."""
     if settings.tray:
-        from .desktop import run_with_tray
+        from .desktop.runner import run_with_tray
         return run_with_tray(settings, instance)
 
     def started(port: int) -> None:
         instance.publish(admin_url(settings.host, port))
         if settings.open_browser:
-            from .desktop import open_page
+            from .desktop.runner import open_page
             open_page(admin_url(settings.host, port))
 
     try:
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not owner:  # a second launch: hand over to the running gateway (its page opens) instead of failing
         setup_logging(settings.log_level, None)
-        from .desktop import hand_over
+        from .desktop.runner import hand_over
         return hand_over(settings, instance)
     try:
         setup_logging(settings.log_level, settings.data_path)

@@ -16,25 +16,25 @@ import tornado.netutil
 import tornado.web
 
 from . import __version__
+from .clients.relay import ClientHub
+from .clients.webhooks import WebhookSender
+from .clients.wiring import EventWiring
+from .cluster.shared_state import SharedState
 from .comfy_api import ComfyApi
-from .comfy_client import WorkerClient, configure_http_client
 from .config import SETTINGS_BY_NAME, Settings
-from .cost_model import CostModel
-from .dispatch import Dispatcher
-from .events import EventWiring
+from .files.outputs import OutputIndex
+from .files.uploads import UploadService
 from .handlers import routes
-from .health import HealthChecker
-from .jobs import JobService
-from .outputs import OutputIndex
-from .relay import ClientHub
-from .scheduler import Scheduler
+from .jobs.dispatch import Dispatcher
+from .jobs.service import JobService
+from .jobs.tracker import JobTracker
+from .scheduling.cost_model import CostModel
+from .scheduling.scheduler import Scheduler
 from .store.store import Store
-from .tracker import JobTracker
-from .shared_state import SharedState
-from .uploads import UploadService
-from .webhooks import WebhookSender
-from .worker_connections import IdleConnections
-from .workers import WorkerRegistry
+from .workers.client import WorkerClient, configure_http_client
+from .workers.connections import IdleConnections
+from .workers.health import HealthChecker
+from .workers.registry import WorkerRegistry
 
 logger = logging.getLogger(__name__)
 

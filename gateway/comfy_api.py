@@ -9,9 +9,9 @@ import time
 from typing import Any
 
 from .errors import NO_WORKER_ONLINE, BadRequest, GatewayError, WorkerUnavailable
-from .job_model import QUEUED, RUNNING, SUBMITTED
-from .outputs import with_urls
-from .tracker import queue_items
+from .files.outputs import with_urls
+from .jobs.model import QUEUED, RUNNING, SUBMITTED
+from .jobs.tracker import queue_items
 
 logger = logging.getLogger(__name__)
 

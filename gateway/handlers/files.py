@@ -9,10 +9,11 @@ import os
 
 from tornado import httputil
 
-from .. import worker_connections, zero_copy
 from ..errors import ComfyError, GatewayError
-from ..files import FileLocator, parse_view_query
-from ..masks import apply_mask
+from ..files.locator import FileLocator, parse_view_query
+from ..files.masks import apply_mask
+from ..workers import connections as worker_connections
+from ..workers import zero_copy
 from .base import ComfyHandler, dual
 
 logger = logging.getLogger(__name__)

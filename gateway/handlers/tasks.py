@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from ..errors import BadRequest, NotFound
-from ..job_model import STATES, Job
+from ..jobs.model import STATES, Job
 from .base import BaseHandler
 
 MAX_PAGE = 500

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..comfy_client import WorkerClient
 from ..errors import BadRequest
-from ..health import PROBE_TIMEOUT, probe
-from ..workers import normalize_url
+from ..workers.client import WorkerClient
+from ..workers.health import PROBE_TIMEOUT, probe
+from ..workers.registry import normalize_url
 from .base import BaseHandler
 
 

@@ -8,8 +8,8 @@ import uuid
 
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 
-from ..job_model import RUNNING
-from ..relay import CLIENT_BUFFER_LIMIT, ClientConnection
+from ..clients.relay import CLIENT_BUFFER_LIMIT, ClientConnection
+from ..jobs.model import RUNNING
 from .base import GatewaySocketHandler
 
 logger = logging.getLogger(__name__)

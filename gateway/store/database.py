@@ -6,8 +6,8 @@ import logging
 import os
 
 from peewee import MySQLDatabase, SqliteDatabase
-from pymysql.constants import CLIENT
 from playhouse.shortcuts import ReconnectMixin
+from pymysql.constants import CLIENT
 
 from .models import bind_models
 

@@ -8,9 +8,18 @@ import json
 import logging
 from types import SimpleNamespace
 
-from peewee import (SQL, AutoField, BigIntegerField, BooleanField, CharField,
-                    DoubleField, FixedCharField, IntegerField, Model,
-                    TextField)
+from peewee import (
+    SQL,
+    AutoField,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    DoubleField,
+    FixedCharField,
+    IntegerField,
+    Model,
+    TextField,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
-from gateway.job_model import Job, Progress
+from gateway.jobs.model import Job, Progress
 
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from gateway import paths
+import platformdirs.windows
+
 from gateway.config import load_settings
+from gateway.desktop import paths
 
 
 def settings_for(tmp_path: Path, cli: dict | None = None, environ: dict | None = None, yaml_text: str | None = None):
@@ -16,15 +19,23 @@ def settings_for(tmp_path: Path, cli: dict | None = None, environ: dict | None =
     return load_settings(str(config) if config else None, cli or {}, environ=environ or {}, env_file=None)
 
 
-def test_user_data_dir_per_platform(tmp_path):
+def test_user_data_dir_per_platform(tmp_path, monkeypatch):
     home = tmp_path / "home"
-    assert paths.user_data_dir("win32", {"LOCALAPPDATA": r"C:\Users\ann\AppData\Local"}, home) == \
-        Path(r"C:\Users\ann\AppData\Local") / "comfyui-gateway"
-    assert paths.user_data_dir("darwin", {}, home) == home / "Library" / "Application Support" / "comfyui-gateway"
-    assert paths.user_data_dir("linux", {"XDG_DATA_HOME": "/srv/xdg"}, home) == Path("/srv/xdg/comfyui-gateway")
-    assert paths.user_data_dir("linux", {}, home) == home / ".local" / "share" / "comfyui-gateway"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.setenv("LOCALAPPDATA", r"C:\Users\ann\AppData\Local")
+    # off Windows, platformdirs' Windows rules read the folder from the environment, as Windows' own API would
+    monkeypatch.setattr(platformdirs.windows, "get_win_folder", platformdirs.windows.get_win_folder_from_env_vars)
+    assert paths.user_data_dir("win32") == Path(r"C:\Users\ann\AppData\Local") / "comfyui-gateway"
+    assert paths.user_data_dir("darwin") == home / "Library" / "Application Support" / "comfyui-gateway"
+    assert paths.user_data_dir("linux") == home / ".local" / "share" / "comfyui-gateway"
+    monkeypatch.setenv("XDG_DATA_HOME", "/srv/xdg")
+    assert paths.user_data_dir("linux") == Path("/srv/xdg/comfyui-gateway")
     # a relative XDG_DATA_HOME is invalid per the spec and ignored
-    assert paths.user_data_dir("linux", {"XDG_DATA_HOME": "rel"}, home) == home / ".local" / "share" / "comfyui-gateway"
+    monkeypatch.setenv("XDG_DATA_HOME", "rel")
+    assert paths.user_data_dir("linux") == home / ".local" / "share" / "comfyui-gateway"
+    assert paths.user_data_dir() == paths.user_data_dir(sys.platform if sys.platform in ("win32", "darwin")
+                                                        else "linux")
 
 
 def test_display_available():
@@ -41,10 +52,12 @@ def test_source_run_keeps_its_settings(tmp_path):
     assert settings.data_dir == "./data" and not settings.tray
 
 
-def test_frozen_defaults_use_the_user_folder_and_the_tray(tmp_path):
+def test_frozen_defaults_use_the_user_folder_and_the_tray(tmp_path, monkeypatch):
     environ = {"XDG_DATA_HOME": str(tmp_path / "xdg"), "LOCALAPPDATA": str(tmp_path / "xdg")}
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
     settings = paths.desktop_defaults(settings_for(tmp_path), {}, frozen=True, environ=environ, env_file=None)
-    assert settings.data_path == paths.user_data_dir(environ=environ).resolve()
+    assert settings.data_path == paths.user_data_dir().resolve() == (tmp_path / "xdg" / "comfyui-gateway").resolve()
     assert settings.tray and settings.open_browser
 
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from gateway.desktop import GatewayRunner, _start
+from gateway.desktop.runner import GatewayRunner, _start
 from tests.desktop.helpers import port_open
 from tests.harness import test_settings as gateway_settings
 

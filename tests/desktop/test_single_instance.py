@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from gateway.desktop import GatewayRunner, hand_over
-from gateway.single_instance import InstanceLock, probe_gateway
+from gateway.desktop.runner import GatewayRunner, hand_over
+from gateway.desktop.single_instance import InstanceLock, probe_gateway
 from tests.harness import test_settings as gateway_settings
 
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from gateway import tray as tray_module
-from gateway.desktop import run_with_tray
+from gateway.desktop import tray as tray_module
+from gateway.desktop.runner import run_with_tray
 from tests.desktop.helpers import SimThread, http, port_open, wait_for
 from tests.fake_comfy import sample_workflow
 from tests.harness import test_settings as gateway_settings
@@ -117,7 +117,7 @@ def test_tray_falls_back_to_headless_without_a_display(tmp_path, monkeypatch, ca
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.setattr(sys, "platform", "linux")
     settings = dataclasses.replace(gateway_settings(tmp_path / "data"), tray=True, open_browser=True)
-    import gateway.desktop as desktop
+    import gateway.desktop.runner as desktop
 
     started = {}
     real_wait = desktop._wait_headless

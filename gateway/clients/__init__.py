@@ -1,0 +1,1 @@
+"""Clients: the relay of worker events to client sockets, the wiring that feeds it, and webhooks."""

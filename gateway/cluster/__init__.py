@@ -1,0 +1,1 @@
+"""Several gateway instances: what they share through Redis."""

@@ -1,0 +1,180 @@
+"""Uploads: files clients upload to the gateway, kept by content hash and copied to workers on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+import uuid
+from pathlib import Path, PurePosixPath
+
+from ..errors import BadRequest, ComfyError, WorkerBadAnswer
+
+logger = logging.getLogger(__name__)
+
+UPLOAD_TYPES = ("input", "temp", "output")
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """('sub', 'file.png') from 'sub/file.png', with a ' [input]'-style annotation removed."""
+    for suffix in (" [input]", " [output]", " [temp]"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    path = PurePosixPath(name)
+    return (str(path.parent) if str(path.parent) != "." else ""), path.name
+
+
+def check_subfolder(subfolder: str) -> str:
+    """A safe relative subfolder, or ComfyError 400 (empty body) like ComfyUI for one that escapes."""
+    sub = (subfolder or "").replace("\\", "/").strip("/")
+    parts = PurePosixPath(sub).parts
+    if any(part in ("..",) for part in parts) or sub.startswith("/") or os.path.isabs(subfolder or ""):
+        raise ComfyError(400, b"")
+    return sub
+
+
+class UploadService:
+    """Stores uploads under data_dir/uploads/<sha256> with a (type, subfolder, name) index."""
+
+    def __init__(self, store, data_dir: Path):
+        self.store = store
+        self.blob_dir = data_dir / "uploads"
+        self._index: dict[tuple[str, str, str], str] = {}  # (type, subfolder, name) -> sha256
+        self._placed: dict[int, dict[tuple[str, str], str]] = {}  # worker -> (subfolder, name) -> sha
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._known: frozenset[str] | None = None  # known_names(), until the index changes
+
+    async def load(self) -> None:
+        """Read the upload index from the store."""
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        for row in await self.store.list_uploads():
+            self._set((row["type"], row["subfolder"], row["name"]), row["sha256"])
+
+    def _set(self, key: tuple[str, str, str], sha: str | None) -> None:
+        """Change the index (None removes an entry); every change goes through here."""
+        if sha is None:
+            self._index.pop(key, None)
+        else:
+            self._index[key] = sha
+        self._known = None
+
+    def known_names(self) -> frozenset[str]:
+        """Input file names a workflow may use that the gateway can supply ('name' or 'sub/name').
+
+        Asked on every submission: built once per change of the index, not per call.
+        """
+        if self._known is None:
+            self._known = frozenset(f"{sub}/{name}" if sub else name
+                                    for (kind, sub, name) in self._index if kind == "input")
+        return self._known
+
+    def blob_path(self, upload_type: str, subfolder: str, name: str) -> Path | None:
+        """Where the gateway keeps a file it was sent, if it has it."""
+        sha = self._index.get((upload_type, subfolder, name))
+        return self.blob_dir / sha if sha else None
+
+    async def save(self, data: bytes, filename: str, upload_type: str, subfolder: str, overwrite: bool) -> dict:
+        """Store an upload with ComfyUI's rename rules; returns {name, subfolder, type}."""
+        if upload_type not in UPLOAD_TYPES:
+            raise BadRequest(f"field 'type' must be one of {', '.join(UPLOAD_TYPES)}", extra={"field": "type"})
+        sub = check_subfolder(subfolder)
+        name = PurePosixPath(filename.replace("\\", "/")).name
+        if not name or name in (".", ".."):
+            raise ComfyError(400, b"")
+        loop = asyncio.get_running_loop()
+        sha = await loop.run_in_executor(None, _sha256, data)  # up to 100 MB: not on the event loop
+        name = self._final_name(upload_type, sub, name, sha, overwrite)
+        key = (upload_type, sub, name)
+        previous = self._index.get(key)
+        # Claim the name before any await, so a concurrent upload of other bytes gets "stem (1).ext".
+        self._set(key, sha)
+        try:
+            await loop.run_in_executor(None, _write_unless_present, self.blob_dir / sha, data)
+            if previous != sha:
+                await self.store.add_upload({"sha256": sha, "type": upload_type, "subfolder": sub, "name": name,
+                                             "size": len(data), "created_at": time.time()})
+        except BaseException:
+            self._set(key, previous)
+            raise
+        logger.info("upload %s/%s stored (%d bytes)", sub or ".", name, len(data))
+        return {"name": name, "subfolder": subfolder or "", "type": upload_type}
+
+    def _final_name(self, upload_type: str, sub: str, name: str, sha: str, overwrite: bool) -> str:
+        existing = self._index.get((upload_type, sub, name))
+        if overwrite or existing is None or existing == sha:
+            return name
+        stem, ext = os.path.splitext(name)
+        counter = 1
+        while True:
+            candidate = f"{stem} ({counter}){ext}"
+            other = self._index.get((upload_type, sub, candidate))
+            if other is None or other == sha:
+                return candidate
+            counter += 1
+
+    def files_for(self, prompt: dict) -> list[tuple[str, str, str]]:
+        """(subfolder, name, sha) of every gateway-held input file a workflow names."""
+        wanted = []
+        for node in prompt.values():
+            for value in (node.get("inputs") or {}).values() if isinstance(node, dict) else ():
+                if isinstance(value, str):
+                    sub, name = split_name(value)
+                    sha = self._index.get(("input", sub, name))
+                    if sha:
+                        wanted.append((sub, name, sha))
+        return wanted
+
+    async def ensure_on_worker(self, job, worker) -> None:
+        """Copy the job's uploaded inputs to the worker unless it already has the same bytes."""
+        files = self.files_for(job.prompt)
+        if not files:
+            return
+        lock = self._locks.setdefault(worker.id, asyncio.Lock())
+        async with lock:
+            placed = self._placed.setdefault(worker.id, {})
+            for sub, name, sha in files:
+                if placed.get((sub, name)) == sha:
+                    continue
+                await self._push(worker, sub, name, sha)
+                placed[(sub, name)] = sha
+
+    def forget_worker(self, worker_id: int) -> None:
+        """After a worker restart its files may be gone: upload again next time."""
+        self._placed.pop(worker_id, None)
+
+    async def _push(self, worker, sub: str, name: str, sha: str) -> None:
+        data = await asyncio.get_running_loop().run_in_executor(None, (self.blob_dir / sha).read_bytes)
+        boundary = uuid.uuid4().hex
+        body = _multipart(boundary, {"type": "input", "subfolder": sub, "overwrite": "true"}, "image", name, data)
+        response = await worker.client.request(
+            "POST", "/upload/image", body=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        if response.status != 200:
+            raise WorkerBadAnswer(f"worker {worker.name} refused upload {name}: {response.status}")
+        logger.info("copied upload %s to %s", name, worker.name)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_unless_present(path: Path, data: bytes) -> None:
+    """Write a blob (atomically) unless the same content is stored already."""
+    if path.exists():
+        return
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")  # two uploads of one file may race
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _multipart(boundary: str, fields: dict, file_field: str, filename: str, data: bytes) -> bytes:
+    parts = []
+    for key, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode())
+    quoted = filename.replace('"', "%22")
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{quoted}"\r\n'
+                 f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts)

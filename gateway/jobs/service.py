@@ -1,0 +1,351 @@
+"""Jobs service: owns every job's state (queue, life cycle, status read model) and its persistence."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any, Callable
+
+from ..errors import NO_WORKER_ONLINE, ComfyError, Conflict, NotFound, StoreUnavailable, WorkerUnavailable, comfy_400
+from ..scheduling.capabilities import requirements_of
+from ..scheduling.cost_model import workflow_signature
+from ..scheduling.scheduler import QueuedJob
+from ..scheduling.validation import validate_prompt
+from ..store.errors import DuplicateError
+from .events import needed_nodes, output_nodes
+from .model import ACTIVE_STATES, DONE, FAILED, QUEUED, RUNNING, SUBMITTED, Job, Progress
+from .prompt_request import parse_prompt_request
+
+logger = logging.getLogger(__name__)
+
+RECENT_FINISHED = 2000  # finished jobs kept in memory for fast status reads
+
+
+class JobService:
+    """Accepts prompts, keeps the gateway queue and the state of every job; the dispatcher moves them."""
+
+    def __init__(self, store, registry, scheduler, settings: Callable[[], Any], uploads):
+        self.store = store
+        self.registry = registry
+        self.scheduler = scheduler
+        self._settings = settings
+        self.uploads = uploads
+        self.active: dict[str, Job] = {}
+        self.recent: OrderedDict[str, Job] = OrderedDict()
+        self._by_gateway_id: dict[str, str] = {}
+        self._on_worker: dict[int, dict[str, Job]] = {}  # worker id -> its active jobs (hot path index)
+        self._waiting: dict[str, Job] = {}  # jobs in state queued: the gateway's own queue
+        self._order_cache: tuple | None = None  # (queued(), position by prompt id) until the queue changes
+        self._seq = 0
+        self._listeners: list[Callable[[Job, str], None]] = []
+        self.dispatcher = None  # set by the app: the Dispatcher that sends queued jobs to workers
+        self._pending_writes: set[asyncio.Future] = set()
+
+    # ----- listeners and persistence -------------------------------------------------------
+    def add_listener(self, callback: Callable[[Job, str], None]) -> None:
+        """Call callback(job, event) on every change (queued, submitted, started, progress, finished)."""
+        self._listeners.append(callback)
+
+    def notify(self, job: Job, event: str) -> None:
+        """Tell listeners a job changed."""
+        for callback in list(self._listeners):
+            try:
+                callback(job, event)
+            except Exception:
+                logger.exception("job listener failed on %s", event)
+
+    def save(self, job: Job, *fields: str) -> asyncio.Future:
+        """Persist some fields of a job in the background, in call order (the store has one writer thread)."""
+        row = job.row()
+        values = {name: row[name] for name in (fields or row)}
+        values["updated_at"] = row["updated_at"]
+        try:
+            write = self.store.update_job(job.prompt_id, values)
+        except Exception as exc:  # the store is closed: the caller (if it waits) learns it as before
+            write = asyncio.get_running_loop().create_future()
+            write.set_exception(exc)
+        self._pending_writes.add(write)
+        write.add_done_callback(self._write_done)
+        return write
+
+    def _write_done(self, write: asyncio.Future) -> None:
+        self._pending_writes.discard(write)
+        if not write.cancelled() and write.exception():
+            logger.error("could not persist a job change: %s", write.exception())
+
+    async def flush(self) -> None:
+        """Wait for every background write (used on shutdown)."""
+        while self._pending_writes:
+            await asyncio.gather(*list(self._pending_writes), return_exceptions=True)
+
+    # ----- look-ups ----------------------------------------------------------------------------
+    def get(self, prompt_id: str) -> Job | None:
+        """A job from memory (active or recently finished)."""
+        return self.active.get(prompt_id) or self.recent.get(prompt_id)
+
+    async def find(self, prompt_id: str) -> Job | None:
+        """A job from memory, else from the store."""
+        job = self.get(prompt_id)
+        if job is None and isinstance(prompt_id, str) and len(prompt_id) <= 64:
+            row = await self.store.get_job(prompt_id)
+            job = Job.from_row(row) if row else None
+        return job
+
+    async def find_by_gateway_id(self, gateway_job_id: str) -> Job | None:
+        """A job by its gateway_job_id."""
+        prompt_id = self._by_gateway_id.get(gateway_job_id)
+        if prompt_id:
+            return await self.find(prompt_id)
+        row = await self.store.get_job_by_gateway_id(gateway_job_id) if len(gateway_job_id) <= 64 else None
+        return Job.from_row(row) if row else None
+
+    def queued(self) -> list[Job]:
+        """Jobs waiting in the gateway, in the order they will be dispatched (cached until it changes)."""
+        if self._order_cache is None:
+            order = self._dispatch_order()
+            self._order_cache = (order, {job.prompt_id: index for index, job in enumerate(order)})
+        return self._order_cache[0]
+
+    def _dispatch_order(self) -> list[Job]:
+        waiting = self.waiting()
+        order = self.scheduler.order([self.queued_view(job) for job in waiting])
+        by_id = {job.prompt_id: job for job in waiting}
+        return [by_id[item.prompt_id] for item in order]
+
+    def queued_view(self, job: Job):
+        """The job as the scheduler sees it (cached; rebuilt when the job or the cost model changed)."""
+        epoch = (job.priority, len(job.excluded_workers), self.dispatcher.cost_epoch if self.dispatcher else 0,
+                 self.registry.version)
+        cached = job.scheduler_view
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
+        cost = self.dispatcher.cost_model.estimate_cost(job.signature) if self.dispatcher else None
+        view = QueuedJob(prompt_id=job.prompt_id, priority=job.priority, number=job.number, seq=job.seq,
+                         requirements=job.requirements, estimated_cost=cost,
+                         excluded_workers=self._avoid(job))
+        job.scheduler_view = (epoch, view)
+        return view
+
+    def _avoid(self, job: Job) -> frozenset:
+        """Workers a retried job should avoid, as long as another online worker can run it."""
+        if not job.excluded_workers:
+            return frozenset()
+        others = [w for w in self.registry.all() if w.state == "online" and w.id not in job.excluded_workers
+                  and (w.capabilities is None or w.capabilities.missing(job.requirements).empty)]
+        return frozenset(job.excluded_workers) if others else frozenset()
+
+    def position(self, job: Job) -> int | None:
+        """1-based place in line: among gateway-queued jobs, or on its worker's pending list."""
+        if job.state == QUEUED:
+            self.queued()
+            index = self._order_cache[1].get(job.prompt_id)
+            return index + 1 if index is not None else None
+        if job.state == SUBMITTED and job.worker_id is not None:
+            worker = self.registry.get(job.worker_id)
+            pending = list(worker.pending_prompt_ids) if worker else []
+            return pending.index(job.prompt_id) + 1 if job.prompt_id in pending else 1
+        return None
+
+    def worker_name(self, job: Job) -> str | None:
+        """Name of the job's worker, if any."""
+        worker = self.registry.get(job.worker_id) if job.worker_id is not None else None
+        return worker.name if worker else None
+
+    def counts(self) -> dict:
+        """Active jobs by state."""
+        out = {QUEUED: 0, SUBMITTED: 0, RUNNING: 0}
+        for job in self.active.values():
+            out[job.state] += 1
+        return out
+
+    # ----- submission ---------------------------------------------------------------------------
+    async def submit(self, body: Any) -> tuple[int, dict]:
+        """POST /prompt: accept a job; returns (status, answer) in ComfyUI's shape."""
+        request = parse_prompt_request(body)
+        online = [w for w in self.registry.all() if w.state in ("online", "draining")]
+        if not online:
+            raise WorkerUnavailable(NO_WORKER_ONLINE)
+        if request.prompt_id and (self.get(request.prompt_id) or await self.store.get_job(request.prompt_id)):
+            raise ComfyError(409, {"error": "prompt_id already exists"})
+        if request.prompt_id and self.get(request.prompt_id):  # a twin request passed the check meanwhile
+            raise ComfyError(409, {"error": "prompt_id already exists"})
+        job = self._new_job(request)
+        capable = [w for w in online if w.capabilities is None or w.capabilities.missing(job.requirements).empty]
+        if not capable:
+            raise self._no_capable_worker(job, online)
+        info = next((w.object_info for w in capable if w.object_info), None)
+        job.outputs_to_execute = output_nodes(job.prompt, info, request.partial_execution_targets)
+        job.progress = Progress(nodes_total=len(needed_nodes(job.prompt, job.outputs_to_execute)) or len(job.prompt))
+        self._track(job)
+        worker = self.dispatcher.claim_now(job)
+        if worker is not None:
+            return await self.dispatcher.submit_now(job, worker, info)
+        return await self._accept_queued(job, info)
+
+    def _new_job(self, request) -> Job:
+        self._seq += 1
+        seq = self._seq
+        number = request.number if request.number is not None else float(-seq if request.front else seq)
+        job = Job(prompt_id=request.prompt_id or str(uuid.uuid4()), gateway_job_id=str(uuid.uuid4()), seq=seq,
+                  body=request.worker_body(), client_id=request.client_id, priority=request.priority,
+                  number=number, webhook=request.webhook)
+        job.priority_given = request.priority_given
+        job.signature = workflow_signature(job.prompt)
+        job.requirements = requirements_of(job.prompt, self.uploads.known_names())
+        return job
+
+    def _no_capable_worker(self, job: Job, online: list) -> ComfyError:
+        states = [self.dispatcher.worker_state(w) for w in online]
+        missing = self.scheduler.explain_ineligible(self.queued_view(job), states)
+        lines = [f"{name}: {item.describe()}" for name, item in missing.items()]
+        node_types = sorted({t for item in missing.values() for t in item.node_types})
+        files = sorted({str(f[3]) for item in missing.values() for f in item.files})
+        message = "No worker can run this workflow"
+        if node_types:
+            message += f"; missing node types: {', '.join(node_types)}"
+        if files:
+            message += f"; missing files: {', '.join(files)}"
+        return comfy_400("no_capable_worker", message, "\n".join(lines),
+                         {"missing_node_types": node_types, "missing_files": files,
+                          "workers": {name: item.describe() for name, item in missing.items()}})
+
+    def _track(self, job: Job) -> None:
+        self.active[job.prompt_id] = job
+        self._by_gateway_id[job.gateway_job_id] = job.prompt_id
+        self.place(job, job.state, job.worker_id)
+
+    def place(self, job: Job, state: str, worker_id: int | None) -> None:
+        """Set a job's state and worker, keeping the per-worker and waiting indexes right."""
+        self._order_cache = None
+        if job.worker_id is not None:
+            self._on_worker.get(job.worker_id, {}).pop(job.prompt_id, None)
+        self._waiting.pop(job.prompt_id, None)
+        job.state, job.worker_id = state, worker_id
+        if job.prompt_id not in self.active:
+            return
+        if worker_id is not None and state in (SUBMITTED, RUNNING):
+            self._on_worker.setdefault(worker_id, {})[job.prompt_id] = job
+        elif state == QUEUED:
+            self._waiting[job.prompt_id] = job
+
+    def waiting(self) -> list[Job]:
+        """Jobs in the gateway's queue, unordered."""
+        return list(self._waiting.values())
+
+    async def _accept_queued(self, job: Job, object_info: dict | None) -> tuple[int, dict]:
+        if object_info:
+            result = validate_prompt(job.prompt, object_info, self.uploads.known_names())
+            if not result.ok:
+                self.forget(job)
+                return 400, result.error_body
+            node_errors = result.node_errors
+        else:
+            node_errors = {}
+        try:
+            await self.store.insert_job(job.row(), fetch=False)
+        except Exception as exc:
+            raise self.not_stored(job, exc) from None
+        logger.info("job %s queued in the gateway (priority %d)", job.prompt_id, job.priority)
+        self.notify(job, "queued")
+        self.dispatcher.wake()
+        return 200, self.answer(job, node_errors)
+
+    def not_stored(self, job: Job, exc: Exception) -> Exception:
+        """Drop a job whose row could not be written (it was never accepted); the error to answer with."""
+        logger.error("job %s could not be stored: %s: %s", job.prompt_id, type(exc).__name__, exc)
+        self.forget(job)
+        if isinstance(exc, DuplicateError):  # another gateway on the same database took this id first
+            return ComfyError(409, {"error": "prompt_id already exists"})
+        return StoreUnavailable()
+
+    def release_claim(self, job: Job) -> None:
+        """A job claimed for a worker but not sent after all: the worker's "sent since" count drops."""
+        if job.worker_id is not None and job.submitted_at is None:
+            worker = self.registry.get(job.worker_id)
+            if worker is not None and worker.sent_since_report > 0:
+                worker.sent_since_report -= 1
+
+    def forget(self, job: Job) -> None:
+        """Drop a job that was never accepted (a send that still holds it will see it is not its own)."""
+        self.release_claim(job)
+        self.active.pop(job.prompt_id, None)
+        self._by_gateway_id.pop(job.gateway_job_id, None)
+        self.place(job, FAILED, job.worker_id)  # out of every index, and no longer active
+
+    def answer(self, job: Job, node_errors: dict | None = None) -> dict:
+        """The POST /prompt answer for an accepted job."""
+        out = {"prompt_id": job.prompt_id, "number": job.queue_item()[0], "node_errors": node_errors or {}}
+        if getattr(job, "priority_given", False):
+            out["gateway_job_id"] = job.gateway_job_id
+        return out
+
+    async def set_priority(self, prompt_id: str, priority: int) -> Job:
+        """Change the priority of a job still waiting in the gateway."""
+        job = await self.find(prompt_id)
+        if job is None:
+            raise NotFound(f"no job with prompt_id {prompt_id}")
+        if job.state != QUEUED:
+            raise Conflict(f"job {prompt_id} is {job.state}; only jobs waiting in the gateway can be re-prioritised")
+        job.priority = priority
+        self._order_cache = None
+        self.save(job, "priority")
+        self.notify(job, "queued")
+        self.dispatcher.wake()
+        return job
+
+    # ----- end of life ---------------------------------------------------------------------------
+    def finish(self, job: Job, state: str, error: dict | None = None, history: dict | None = None) -> None:
+        """Move a job to done or failed, persist it and keep it among the recent ones."""
+        if not job.active:
+            return
+        self.place(job, state, job.worker_id)
+        job.finished_at = time.time()
+        if error is not None:
+            job.error = error
+        if history is not None:
+            job.history = history
+        self.active.pop(job.prompt_id, None)
+        self.recent[job.prompt_id] = job
+        while len(self.recent) > RECENT_FINISHED:
+            _, old = self.recent.popitem(last=False)
+            self._by_gateway_id.pop(old.gateway_job_id, None)
+        self.save(job, "state", "finished_at", "error", "history", "progress", "started_at", "worker_id", "attempts")
+        logger.info("job %s %s on %s", job.prompt_id, state, self.worker_name(job))
+        self.notify(job, "finished")
+        if self.dispatcher:
+            self.dispatcher.wake()
+            self.dispatcher.job_finished(job)
+
+    def fail_queued(self, job: Job, kind: str, message: str) -> None:
+        """Fail a job that never ran (cancelled, or out of retries)."""
+        self.finish(job, FAILED, {"type": kind, "message": message})
+
+    # ----- start-up ------------------------------------------------------------------------------
+    async def load(self) -> list[Job]:
+        """Reload unfinished jobs after a restart; returns them for the dispatcher to re-attach."""
+        self._seq = await self.store.max_job_seq() or 0
+        jobs = []
+        for row in await self.store.load_unfinished_jobs():
+            job = Job.from_row(row)
+            job.signature = workflow_signature(job.prompt)
+            job.requirements = requirements_of(job.prompt, self.uploads.known_names())
+            job.priority_given = False
+            job.outputs_to_execute = output_nodes(job.prompt, None, job.body.get("partial_execution_targets"))
+            job.progress = Progress(nodes_total=len(job.prompt))
+            if job.state != QUEUED and job.submitted_at is None:
+                # Stopped while its POST travelled: the worker's next /queue says whether it arrived.
+                job.submitted_at = job.created_at
+            self._track(job)
+            jobs.append(job)
+        logger.info("reloaded %d unfinished job(s)", len(jobs))
+        return jobs
+
+    def active_on(self, worker_id: int) -> list[Job]:
+        """Active jobs sent to a worker."""
+        return list(self._on_worker.get(worker_id, {}).values())
+
+
+__all__ = ["JobService", "ACTIVE_STATES", "DONE", "FAILED", "RUNNING"]
