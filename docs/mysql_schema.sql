@@ -43,11 +43,13 @@ CREATE TABLE IF NOT EXISTS `jobs` (
   `submitted_at` DOUBLE NULL,
   `started_at` DOUBLE NULL,
   `finished_at` DOUBLE NULL,
-  `updated_at` DOUBLE NOT NULL,
+  `updated_at` DOUBLE NOT NULL,          -- other instances read what changed since
+  `epoch` BIGINT NULL,                   -- dispatcher lease epoch of the last send intent
   PRIMARY KEY (`prompt_id`),
   UNIQUE KEY `jobs_gateway_job_id` (`gateway_job_id`),
   KEY `jobs_created_at` (`created_at`),
   KEY `jobs_finished_at` (`finished_at`),
+  KEY `jobs_updated_at` (`updated_at`),
   KEY `jobs_state_created_at` (`state`, `created_at`),
   KEY `jobs_worker_id_created_at` (`worker_id`, `created_at`),
   KEY `jobs_client_id_created_at` (`client_id`, `created_at`)
@@ -83,4 +85,66 @@ CREATE TABLE IF NOT EXISTS `settings` (
   `key` VARCHAR(64) NOT NULL,
   `value` TEXT NOT NULL,                 -- JSON
   PRIMARY KEY (`key`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- The dispatcher lease: one instance of a cluster holds it and sends jobs to workers. `epoch` grows
+-- with every new holder and is checked by every dispatcher write (fencing); `expires_at` is in the
+-- database's own clock.
+CREATE TABLE IF NOT EXISTS `gateway_lease` (
+  `name` VARCHAR(32) NOT NULL,
+  `holder` VARCHAR(64) NULL,
+  `holder_name` VARCHAR(255) NULL,
+  `epoch` BIGINT NOT NULL DEFAULT 0,
+  `expires_at` DOUBLE NOT NULL DEFAULT 0,
+  `acquired_at` DOUBLE NULL,
+  PRIMARY KEY (`name`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Gateway processes of the cluster and their heartbeats (the admin page's Instances panel).
+CREATE TABLE IF NOT EXISTS `gateway_instances` (
+  `id` VARCHAR(64) NOT NULL,
+  `name` VARCHAR(255) NOT NULL,
+  `address` VARCHAR(512) NULL,
+  `version` VARCHAR(32) NOT NULL,
+  `role` VARCHAR(16) NOT NULL,
+  `pid` INT NULL,
+  `started_at` DOUBLE NOT NULL,
+  `heartbeat_at` DOUBLE NOT NULL,
+  PRIMARY KEY (`id`),
+  KEY `gateway_instances_heartbeat_at` (`heartbeat_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Cluster-wide counters (job_seq: the arrival order of jobs, whichever instance accepted them).
+CREATE TABLE IF NOT EXISTS `gateway_counters` (
+  `name` VARCHAR(32) NOT NULL,
+  `value` BIGINT NOT NULL DEFAULT 0,
+  PRIMARY KEY (`name`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- What the dispatcher last saw of each worker (JSON), and the hash of its /object_info.
+CREATE TABLE IF NOT EXISTS `worker_status` (
+  `worker_id` INT NOT NULL,
+  `status` TEXT NOT NULL,
+  `object_info_hash` CHAR(64) NULL,
+  `updated_at` DOUBLE NOT NULL,
+  PRIMARY KEY (`worker_id`),
+  KEY `worker_status_updated_at` (`updated_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Workers' /object_info (zlib-compressed JSON), once per content hash.
+CREATE TABLE IF NOT EXISTS `object_infos` (
+  `hash` CHAR(64) NOT NULL,
+  `body` LONGBLOB NOT NULL,
+  `created_at` DOUBLE NOT NULL,
+  PRIMARY KEY (`hash`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- The bytes of uploads in 1 MB parts, so an upload any instance accepted reaches every instance.
+CREATE TABLE IF NOT EXISTS `upload_blobs` (
+  `id` INT NOT NULL AUTO_INCREMENT,
+  `sha256` CHAR(64) NOT NULL,
+  `part` INT NOT NULL,
+  `data` LONGBLOB NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `upload_blobs_sha256_part` (`sha256`, `part`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

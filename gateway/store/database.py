@@ -6,6 +6,7 @@ import logging
 import os
 
 from peewee import MySQLDatabase, SqliteDatabase
+from playhouse.migrate import SchemaMigrator, migrate
 from playhouse.shortcuts import ReconnectMixin
 from pymysql.constants import CLIENT
 
@@ -46,7 +47,9 @@ def open_database(kind, *, sqlite_path=None, mysql=None):
         raise ValueError("unknown database kind %r (sqlite, memory, mysql)"
                          % (kind,))
     models = bind_models(db)
+    existing = set(db.get_tables())
     create_missing_tables(db, models.all)
+    add_missing_columns(db, [m for m in models.all if m._meta.table_name in existing])
     return db, models
 
 
@@ -71,7 +74,7 @@ def _open_mysql(params):
     conf["port"] = int(conf["port"])
     # FOUND_ROWS: an UPDATE reports matched rows, not only changed rows.
     db = ReconnectingMySQLDatabase(database, charset="utf8mb4",
-                                   connect_timeout=10,
+                                   connect_timeout=5, read_timeout=15, write_timeout=15,
                                    client_flag=CLIENT.FOUND_ROWS, **conf)
     db.connect()
     logger.info("store: MySQL %s@%s:%s/%s", conf["user"], conf["host"],
@@ -93,3 +96,30 @@ def create_missing_tables(db, models):
         db.execute_sql("%s %s" % (sql, MYSQL_TABLE_OPTIONS), params)
         model._schema.create_indexes(safe=False)
         logger.info("store: created MySQL table %s", model._meta.table_name)
+
+
+def add_missing_columns(db, models):
+    """Add the columns and indexes a newer gateway's models have to tables an older gateway created."""
+    migrator = SchemaMigrator.from_database(db)
+    for model in models:
+        table = model._meta.table_name
+        columns = {column.name for column in db.get_columns(table)}
+        indexes = {tuple(index.columns) for index in db.get_indexes(table)}
+        operations = []
+        for field in model._meta.sorted_fields:
+            if field.column_name not in columns:
+                if not field.null and field.default is None:
+                    raise RuntimeError("cannot add column %s.%s without a default; run docs/mysql_schema.sql"
+                                       % (table, field.column_name))
+                operations.append(migrator.add_column(table, field.column_name, field))
+                logger.info("store: added column %s.%s", table, field.column_name)
+        wanted = [((f.column_name,), bool(f.unique)) for f in model._meta.sorted_fields
+                  if (f.index or f.unique) and not f.primary_key]
+        wanted += [(tuple(model._meta.fields[name].column_name for name in names), unique)
+                   for names, unique in model._meta.indexes]
+        for names, unique in wanted:
+            if names not in indexes:
+                operations.append(migrator.add_index(table, names, unique))
+                logger.info("store: added index on %s(%s)", table, ", ".join(names))
+        if operations:
+            migrate(*operations)

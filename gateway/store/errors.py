@@ -14,3 +14,7 @@ class DuplicateError(StoreError):
 
 class StoreClosedError(StoreError):
     """The store is not open (never opened, closing or closed)."""
+
+
+class FencedError(StoreError):
+    """A dispatcher write refused because its lease epoch no longer holds the lease."""

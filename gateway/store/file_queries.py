@@ -76,3 +76,47 @@ def set_settings(m, values):
                 st.delete().where(st.key == key).execute()
             else:
                 st.replace(key=key, value=value).execute()
+
+
+def uploads_since(m, last_id):
+    """Upload rows added after row id `last_id` (another instance's uploads), oldest first."""
+    up = m.Upload
+    return list(up.select().where(up.id > last_id).order_by(up.id).dicts())
+
+
+def upload_blob_parts(m, sha256):
+    """How many parts of an upload's bytes the store holds."""
+    blob = m.UploadBlob
+    return blob.select().where(blob.sha256 == sha256).count()
+
+
+def put_upload_blob(m, sha256, path, part_size):
+    """Copy a file's bytes into the store in parts of `part_size` (one transaction; kept once per hash)."""
+    blob = m.UploadBlob
+    db = blob._meta.database
+    with db.atomic():
+        if blob.select().where(blob.sha256 == sha256).exists():
+            return False
+        with open(path, "rb") as handle:
+            part = 0
+            while True:
+                data = handle.read(part_size)
+                if not data and part:
+                    break
+                blob.insert(sha256=sha256, part=part, data=data).execute()
+                part += 1
+                if len(data) < part_size:
+                    break
+    return True
+
+
+def export_upload_blob(m, sha256, target):
+    """Write an upload's stored bytes to the file `target`; False when the store does not hold them."""
+    blob = m.UploadBlob
+    query = blob.select(blob.data).where(blob.sha256 == sha256).order_by(blob.part).tuples()
+    found = False
+    with open(target, "wb") as handle:
+        for (data,) in query.iterator():
+            handle.write(bytes(data))
+            found = True
+    return found

@@ -2,10 +2,11 @@
 import logging
 import math
 
-from peewee import IntegrityError, fn
+from peewee import IntegrityError, MySQLDatabase, fn
 
+from . import cluster_queries
 from .common import check_fields, first_dict, now
-from .errors import DuplicateError
+from .errors import DuplicateError, FencedError
 from .models import FINISHED_STATES, JOB_STATES, UNFINISHED_STATES
 
 logger = logging.getLogger(__name__)
@@ -33,14 +34,18 @@ def _ready_statement(model, key, build):
     return cache[key]
 
 
-def _insert_statement(model):
-    """(sql, fields) of an INSERT of every column."""
+def _insert_statement(model, fenced):
+    """(sql, fields) of an INSERT of every column; fenced: only while an epoch holds the lease (one more param)."""
     def build(meta, quote, param):
         fields = list(meta.sorted_fields)
-        return ("INSERT INTO %s (%s) VALUES (%s)" % (quote(meta.table_name),
-                                                      ", ".join(quote(f.column_name) for f in fields),
-                                                      ", ".join([param] * len(fields))), fields)
-    return _ready_statement(model, "insert", build)
+        columns = ", ".join(quote(f.column_name) for f in fields)
+        values = ", ".join([param] * len(fields))
+        if not fenced:
+            return "INSERT INTO %s (%s) VALUES (%s)" % (quote(meta.table_name), columns, values), fields
+        source = " FROM DUAL" if isinstance(meta.database, MySQLDatabase) else ""
+        return ("INSERT INTO %s (%s) SELECT %s%s WHERE %s" % (quote(meta.table_name), columns, values, source,
+                                                              cluster_queries.fence_sql(meta.database)), fields)
+    return _ready_statement(model, ("insert", fenced), build)
 
 
 def _default_of(field):
@@ -48,45 +53,94 @@ def _default_of(field):
     return default() if callable(default) else default
 
 
-def insert_job(m, fields, fetch=True):
-    """Insert a job and return it (None unless ``fetch``); DuplicateError on a known id."""
+def insert_job(m, fields, fetch=True, fence=None, seq_from=None):
+    """Insert a job and return it (None unless ``fetch``); DuplicateError on a known id.
+
+    ``seq_from`` ("plain" or "front"): take ``seq`` from the cluster counter and, when the job has no
+    explicit ``number``, derive it as ComfyUI does (``seq``, or ``-seq`` for front); the row then
+    returns as ``{"seq", "number"}`` without ``fetch``. ``fence``: insert only while that dispatcher
+    epoch holds the lease (the row says "sent to a worker"), else FencedError.
+    """
     row = check_fields(m.Job, fields)
     row.setdefault("state", "queued")
     stamp = now()
     row.setdefault("created_at", stamp)
     row.setdefault("updated_at", stamp)
-    sql, columns = _insert_statement(m.Job)
+    if seq_from is not None:
+        row["seq"] = cluster_queries.next_count(m)
+        if row.get("number") is None:
+            row["number"] = float(-row["seq"] if seq_from == "front" else row["seq"])
+    sql, columns = _insert_statement(m.Job, fence is not None)
     params = [f.db_value(row[f.name] if f.name in row else _default_of(f)) for f in columns]
+    if fence is not None:
+        params.append(fence)
     try:
-        m.Job._meta.database.execute_sql(sql, params)
+        count = m.Job._meta.database.execute_sql(sql, params).rowcount
     except IntegrityError as exc:
         raise DuplicateError("job already stored: %s"
                              % row.get("prompt_id")) from exc
-    return get_job(m, row["prompt_id"]) if fetch else None
+    if count == 0:
+        raise FencedError("dispatcher epoch %s no longer holds the lease" % fence)
+    if fetch:
+        return get_job(m, row["prompt_id"])
+    return {"seq": row["seq"], "number": row.get("number")}
 
 
-def _update_statement(model, names):
-    """(sql, fields) of an UPDATE of these columns of one job by prompt id."""
+def _update_statement(model, names, fenced):
+    """(sql, fields) of an UPDATE of these columns of one job by prompt id (fenced: one more param)."""
     def build(meta, quote, param):
         fields = [meta.fields[name] for name in names]
-        return ("UPDATE %s SET %s WHERE %s = %s" % (
+        sql = "UPDATE %s SET %s WHERE %s = %s" % (
             quote(meta.table_name), ", ".join("%s = %s" % (quote(f.column_name), param) for f in fields),
-            quote(meta.fields["prompt_id"].column_name), param), fields)
-    return _ready_statement(model, ("update", names), build)
+            quote(meta.fields["prompt_id"].column_name), param)
+        if fenced:
+            sql += " AND " + cluster_queries.fence_sql(meta.database)
+        return sql, fields
+    return _ready_statement(model, ("update", names, fenced), build)
 
 
-def update_job(m, prompt_id, fields):
-    """Change some columns of a job; True when the job exists."""
+def update_job(m, prompt_id, fields, fence=None):
+    """Change some columns of a job; True when the job exists.
+
+    ``fence``: only while that dispatcher epoch holds the lease; FencedError when it does not, so a
+    dispatcher that lost its lease (paused, cut off) can change nothing the new one relies on.
+    """
     row = check_fields(m.Job, fields)
     row.setdefault("updated_at", now())
     names = tuple(sorted(row))
-    sql, columns = _update_statement(m.Job, names)
+    sql, columns = _update_statement(m.Job, names, fence is not None)
     params = [f.db_value(row[f.name]) for f in columns] + [prompt_id]
+    if fence is not None:
+        params.append(fence)
     try:
         count = m.Job._meta.database.execute_sql(sql, params).rowcount
     except IntegrityError as exc:
         raise DuplicateError("job id clash updating %s" % prompt_id) from exc
+    if count == 0 and fence is not None and not cluster_queries.lease_holds(m, fence):
+        raise FencedError("dispatcher epoch %s no longer holds the lease" % fence)
     return count > 0
+
+
+def changed_jobs(m, since, limit=5000):
+    """Jobs (without workflow and history) written after `since` (the writers' clock), oldest change first."""
+    job = m.Job
+    columns = [f for f in job._meta.sorted_fields if f.name not in PAYLOAD_COLUMNS]
+    return list(job.select(*columns).where(job.updated_at > since).order_by(job.updated_at)
+                .limit(limit).dicts())
+
+
+def queued_since(m, since, limit=5000):
+    """Whole rows of jobs waiting in the gateway that were created after `since`, in arrival order."""
+    job = m.Job
+    return list(job.select().where((job.state == "queued") & (job.created_at > since))
+                .order_by(job.seq).limit(limit).dicts())
+
+
+def get_jobs(m, prompt_ids):
+    """Whole rows of these jobs (the ones that exist)."""
+    if not prompt_ids:
+        return []
+    return list(m.Job.select().where(m.Job.prompt_id.in_(list(prompt_ids))).dicts())
 
 
 def get_job(m, prompt_id):

@@ -12,6 +12,7 @@ from peewee import (
     SQL,
     AutoField,
     BigIntegerField,
+    BlobField,
     BooleanField,
     CharField,
     DoubleField,
@@ -48,6 +49,12 @@ class LongJSONTextField(JSONTextField):
     """LONGTEXT column holding JSON (SQLite sees it as TEXT affinity)."""
 
     field_type = "LONGTEXT"
+
+
+class LongBlobField(BlobField):
+    """LONGBLOB column (SQLite: BLOB affinity)."""
+
+    field_type = "LONGBLOB"
 
 
 def _default(literal):
@@ -97,7 +104,8 @@ class Job(BaseModel):
     submitted_at = DoubleField(null=True)
     started_at = DoubleField(null=True)
     finished_at = DoubleField(null=True, index=True)  # for job_stats
-    updated_at = DoubleField()
+    updated_at = DoubleField(index=True)  # other instances read what changed since their last look
+    epoch = BigIntegerField(null=True)  # the dispatcher lease epoch that wrote the last send intent
 
     class Meta:
         table_name = "jobs"
@@ -144,7 +152,83 @@ class Setting(BaseModel):
         table_name = "settings"
 
 
-MODELS = (Worker, Job, Upload, Output, Setting)
+class Lease(BaseModel):
+    """A lease held by one gateway instance (the dispatcher); expiry is in the database's own clock."""
+
+    name = CharField(max_length=32, primary_key=True)
+    holder = CharField(max_length=64, null=True)
+    holder_name = CharField(max_length=255, null=True)
+    epoch = BigIntegerField(default=0, constraints=_default(0))
+    expires_at = DoubleField(default=0, constraints=_default(0))
+    acquired_at = DoubleField(null=True)
+
+    class Meta:
+        table_name = "gateway_lease"
+
+
+class Instance(BaseModel):
+    """One running (or recently running) gateway process of the cluster."""
+
+    id = CharField(max_length=64, primary_key=True)
+    name = CharField(max_length=255)
+    address = CharField(max_length=512, null=True)
+    version = CharField(max_length=32)
+    role = CharField(max_length=16)
+    pid = IntegerField(null=True)
+    started_at = DoubleField()
+    heartbeat_at = DoubleField(index=True)
+
+    class Meta:
+        table_name = "gateway_instances"
+
+
+class Counter(BaseModel):
+    """Cluster-wide counters (the arrival order of jobs)."""
+
+    name = CharField(max_length=32, primary_key=True)
+    value = BigIntegerField(default=0, constraints=_default(0))
+
+    class Meta:
+        table_name = "gateway_counters"
+
+
+class WorkerStatus(BaseModel):
+    """What the dispatcher last saw of a worker (health, load, node list), for every instance and restarts."""
+
+    worker_id = IntegerField(primary_key=True)
+    status = JSONTextField()
+    object_info_hash = FixedCharField(max_length=64, null=True)
+    updated_at = DoubleField(index=True)
+
+    class Meta:
+        table_name = "worker_status"
+
+
+class ObjectInfo(BaseModel):
+    """A worker's /object_info, zlib-compressed JSON, stored once per content hash."""
+
+    hash = FixedCharField(max_length=64, primary_key=True)
+    body = LongBlobField()
+    created_at = DoubleField()
+
+    class Meta:
+        table_name = "object_infos"
+
+
+class UploadBlob(BaseModel):
+    """The bytes of an upload in parts, so every instance reaches them (MySQL store only)."""
+
+    id = AutoField()
+    sha256 = FixedCharField(max_length=64)
+    part = IntegerField()
+    data = LongBlobField()
+
+    class Meta:
+        table_name = "upload_blobs"
+        indexes = ((("sha256", "part"), True),)
+
+
+MODELS = (Worker, Job, Upload, Output, Setting, Lease, Instance, Counter, WorkerStatus, ObjectInfo, UploadBlob)
 
 
 def bind_models(db):

@@ -11,20 +11,22 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from . import file_queries, job_queries, worker_queries
+from .cluster_facade import ClusterFacade
 from .database import open_database
 from .errors import StoreClosedError
 
 logger = logging.getLogger(__name__)
 
 
-class Store:
-    """Async access to workers, jobs, uploads, outputs and settings."""
+class Store(ClusterFacade):
+    """Async access to workers, jobs, uploads, outputs and settings (cluster calls: ClusterFacade)."""
 
     def __init__(self, kind="sqlite", *, sqlite_path=None, mysql=None):
         self.kind = kind
         self._sqlite_path = sqlite_path
         self._mysql = dict(mysql or {})
         self._executor = None
+        self._control_executor = None
         self._db = None
         self._m = None
         self._closing = False
@@ -54,6 +56,10 @@ class Store:
             self._executor.shutdown(wait=False)
             self._executor = None
             raise
+        if self.kind == "mysql" or (self.kind == "sqlite" and self._sqlite_path != ":memory:"):
+            # Lease renewals and heartbeats get a thread (and, through Peewee, a connection) of their own,
+            # so a long query on the store thread never makes the dispatcher lose its lease.
+            self._control_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-control")
 
     async def close(self):
         """Finish pending calls, close the connection and stop the thread."""
@@ -61,12 +67,17 @@ class Store:
             return
         self._closing = True
         executor, db = self._executor, self._db
+        control, self._control_executor = self._control_executor, None
+        loop = asyncio.get_running_loop()
         try:
+            if control is not None and db is not None:
+                await loop.run_in_executor(control, db.close)
             if db is not None:
                 # Queued behind every pending call (one thread, FIFO).
-                await asyncio.get_running_loop().run_in_executor(
-                    executor, db.close)
+                await loop.run_in_executor(executor, db.close)
         finally:
+            if control is not None:
+                control.shutdown(wait=True)
             executor.shutdown(wait=True)
             self._executor = self._db = self._m = None
             self._closing = False
@@ -109,17 +120,20 @@ class Store:
 
     # -- jobs ------------------------------------------------------------
 
-    async def insert_job(self, fields, fetch=True):
-        """Insert a job (durable on return) and return it (None unless fetch); DuplicateError."""
-        return await self._query(job_queries.insert_job, fields, fetch)
+    async def insert_job(self, fields, fetch=True, fence=None, seq_from=None):
+        """Insert a job (durable on return) and return it (None unless fetch); DuplicateError, FencedError.
 
-    def update_job(self, prompt_id, fields):
+        ``seq_from``/``fence``: see job_queries.insert_job.
+        """
+        return await self._query(job_queries.insert_job, fields, fetch, fence, seq_from)
+
+    def update_job(self, prompt_id, fields, fence=None):
         """Queue an update of columns of a job at once; await the result: True when it exists.
 
         Not a coroutine, so the write is queued (in order) the moment it is asked for, and a caller
-        that does not wait for it creates no task.
+        that does not wait for it creates no task. ``fence``: see job_queries.update_job.
         """
-        return self._query(job_queries.update_job, prompt_id, fields)
+        return self._query(job_queries.update_job, prompt_id, fields, fence)
 
     async def get_job(self, prompt_id):
         """One job dict (with body/history), or None."""
