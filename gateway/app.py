@@ -19,6 +19,7 @@ from . import __version__
 from .clients.relay import ClientHub
 from .clients.webhooks import WebhookSender
 from .clients.wiring import EventWiring
+from .cluster.node import ClusterNode
 from .cluster.shared_state import SharedState
 from .comfy_api import ComfyApi
 from .config import SETTINGS_BY_NAME, Settings
@@ -35,6 +36,7 @@ from .workers.client import WorkerClient, configure_http_client
 from .workers.connections import IdleConnections
 from .workers.health import HealthChecker
 from .workers.registry import WorkerRegistry
+from .workers.replication import adopt_object_info, apply_status
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class Gateway:
         self.outputs = OutputIndex(self.store)
         self.jobs = JobService(self.store, self.registry, self.scheduler, lambda: self.settings, self.uploads)
         self.client_id = "comfyui-gateway"  # replaced by the stored id in start()
+        self._stored_at_start: dict = {}
         self.dispatcher: Dispatcher | None = None
         self.tracker: JobTracker | None = None
         self.health: HealthChecker | None = None
@@ -92,6 +95,10 @@ class Gateway:
         self.comfy_api = ComfyApi(self)
         self.webhooks: WebhookSender | None = None
         self.shared: SharedState | None = None
+        self.cluster = ClusterNode(self)
+        clustered = self.cluster.clustered
+        self.uploads.shared = clustered
+        self.jobs.shared_seq = clustered
 
     def _make_client(self, worker) -> WorkerClient:
         def auth() -> tuple[str | None, str | None]:
@@ -99,7 +106,7 @@ class Gateway:
                 return worker.auth_username, worker.auth_password
             return self.settings.worker_auth_username, self.settings.worker_auth_password
         return WorkerClient(worker.url, worker.name or worker.url, auth, lambda: self.settings.worker_request_timeout,
-                            self.idle_connections)
+                            self.idle_connections, user_agent=f"comfyui-gateway/{__version__} ({self.cluster.name})")
 
     # ----- read models used by handlers and the tray ------------------------------------------------
     def cluster_queue_remaining(self) -> int:
@@ -122,24 +129,43 @@ class Gateway:
 
     # ----- runtime settings -------------------------------------------------------------------------
     async def update_settings(self, changes: dict) -> Settings:
-        """Apply and persist runtime settings (PATCH /api/settings)."""
+        """Apply and persist runtime settings (PATCH /api/settings); other instances follow."""
         self.settings = self.settings.with_changes(changes)
         stored = await self.store.get_settings()
         overrides = dict(stored.get("runtime") or {})
         overrides.update({name: getattr(self.settings, name) for name in changes})
         await self.store.set_settings({"runtime": overrides})
         logger.info("settings changed: %s", ", ".join(sorted(changes)))
+        self.cluster.links.notice("settings")
         self.dispatcher.wake()
         return self.settings
 
-    async def _load_runtime_settings(self) -> None:
-        stored = await self.store.get_settings()
+    async def set_paused(self, paused: bool) -> None:
+        """Pause or resume dispatching, for the whole cluster and across restarts."""
+        await self.store.set_settings({"dispatch_paused": bool(paused)})
+        (self.dispatcher.pause if paused else self.dispatcher.resume)()
+        self.cluster.links.notice("settings")
+        self.events.emit_summary()
+
+    def apply_stored_settings(self, stored: dict) -> None:
+        """Take runtime settings and the dispatch switch as stored (at start, or changed by another instance)."""
         overrides = {k: v for k, v in (stored.get("runtime") or {}).items()
                      if k in SETTINGS_BY_NAME and SETTINGS_BY_NAME[k].runtime}
-        if overrides:
-            self.settings = self.settings.with_changes(overrides)
+        changed = {k: v for k, v in overrides.items() if getattr(self.settings, k) != v}
+        if changed:
+            self.settings = self.settings.with_changes(changed)
             logger.info("settings saved from the admin page override the config files: %s",
-                        ", ".join(sorted(overrides)))
+                        ", ".join(sorted(changed)))
+        paused = bool(stored.get("dispatch_paused"))
+        if self.dispatcher is not None and paused != self.dispatcher.paused:
+            (self.dispatcher.pause if paused else self.dispatcher.resume)()
+            if self.events is not None:
+                self.events.emit_summary()
+
+    async def _load_runtime_settings(self) -> None:
+        stored = await self.store.get_settings()
+        self._stored_at_start = stored
+        self.apply_stored_settings(stored)
         self.client_id = stored.get("gateway_client_id") or ""
         if not self.client_id:
             self.client_id = f"comfyui-gateway-{uuid.uuid4().hex}"
@@ -152,56 +178,87 @@ class Gateway:
                                        compress_response=False, log_function=log_request)
 
     async def start(self, sockets: list[socket.socket] | None = None) -> int:
-        """Open the store, load state, start background work and listen; returns the port."""
+        """Open the store, load state, join the cluster (or take the lease alone) and listen; returns the port."""
         configure_http_client()
         self.settings.data_path.mkdir(parents=True, exist_ok=True)
         await self.store.open()
         await self._load_runtime_settings()
         await self.uploads.load()
+        if sockets is None:
+            sockets = tornado.netutil.bind_sockets(self.settings.port, self.settings.host)
+        self.port = sockets[0].getsockname()[1]  # connections wait in the backlog until add_sockets below
         self.dispatcher = Dispatcher(self.jobs, self.registry, self.scheduler, self.cost_model,
                                      lambda: self.settings, self.client_id, self.outputs, self.uploads)
+        self.dispatcher.paused = bool(self._stored_at_start.get("dispatch_paused"))
+        self.dispatcher.may_send = self.cluster.lease.may_send
         self.jobs.dispatcher = self.dispatcher
+        self.jobs.on_fenced = self.cluster.lease.fenced
         self.tracker = JobTracker(self.jobs, self.dispatcher, self.registry, self.outputs, lambda: self.settings)
         self.health = HealthChecker(self.registry, lambda: self.settings.health_interval,
                                     lambda: self.settings.offline_after, lambda: self.settings.worker_request_timeout,
                                     self.tracker.on_queue, self.tracker.on_worker_lost)
+        self.health.store = self.store
         self.dispatcher.health = self.health
         self.events = EventWiring(self)
+        self.events.attach()
         self.webhooks = WebhookSender(self.jobs)
         if self.settings.redis_url:
             self.shared = SharedState(self.settings.redis_url, self.settings.redis_prefix,
                                       lambda: self.settings.queue_cache_ttl_seconds)
             await self.shared.start(self.registry, self.jobs)
         await self.registry.load(self.settings.workers)
-        recovered = await self.jobs.load()
-        self.events.start(recovered)
-        self.dispatcher.start()
-        self.health.start()
+        await self._load_worker_status()
+        await self.cluster.start(self.port)
         self.server = tornado.httpserver.HTTPServer(self.make_app(), xheaders=True, max_body_size=MAX_BODY,
                                                     max_buffer_size=MAX_BODY)
-        if sockets is None:
-            sockets = tornado.netutil.bind_sockets(self.settings.port, self.settings.host)
         self.server.add_sockets(sockets)
-        self.port = sockets[0].getsockname()[1]
         # Everything built so far lives as long as the process: keep it out of the cyclic collector,
         # so full collections (seen stalling the loop for 100 ms under load) have less to walk.
         gc.freeze()
-        logger.info("comfyui-gateway %s listening on http://%s:%d (store: %s)", __version__, self.settings.host,
-                    self.port, self.settings.database_kind)
+        logger.info("comfyui-gateway %s listening on http://%s:%d (store: %s, %s)", __version__,
+                    self.settings.host, self.port, self.settings.database_kind, self.cluster.role)
         return self.port
 
-    async def stop(self) -> None:
-        """Stop taking requests, stop background work, finish writes, close connections."""
-        logger.info("shutting down")
-        if self.server:
-            self.server.stop()
+    async def _load_worker_status(self) -> None:
+        """The workers' last known node lists (so jobs are checked while they are offline) and, on an
+        instance that does not dispatch, their last known live state."""
+        rows = await self.store.worker_status_since(0.0)
+        for row in rows:
+            worker = self.registry.get(row["worker_id"])
+            if worker is None:
+                continue
+            await adopt_object_info(self.store, worker, row.get("object_info_hash"))
+            if self.cluster.clustered:
+                worker.status_synced_at = row["updated_at"]
+                apply_status(worker, row["status"] or {})
+
+    async def start_dispatching(self, epoch: int) -> None:
+        """This instance now holds the dispatcher lease: load the jobs from the store and move them."""
+        self.jobs.fence = epoch
+        recovered = await self.jobs.load(recover=True)
+        self.events.start(recovered)
+        self.dispatcher.start()
+        self.health.start()
+        self.health.check_soon()
+        logger.info("dispatching (lease epoch %d, %d unfinished job(s))", epoch, len(recovered))
+
+    async def stop_dispatching(self) -> None:
+        """No longer the dispatcher (lease lost, handed over or shutting down): stop checking and sending."""
         if self.health:
             await self.health.stop()
         if self.dispatcher:
             await self.dispatcher.stop()
         if self.events:
             await self.events.stop()
-        await self.jobs.flush()
+
+    async def stop(self) -> None:
+        """Stop taking requests, stop background work, finish writes, hand the lease over, close connections."""
+        logger.info("shutting down")
+        if self.server:
+            self.server.stop()
+        await self.stop_dispatching()
+        await self.jobs.flush()  # still under the lease: the last changes are written
+        await self.cluster.stop()
         if self.webhooks:
             await self.webhooks.stop()
         if self.shared:

@@ -73,6 +73,29 @@ def _redis_url(raw: Any) -> str | None:
     return text
 
 
+def _non_negative_float(raw: Any) -> float:
+    value = float(raw)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"must be 0 or more, got {raw!r}")
+    return value
+
+
+def _lease_seconds(raw: Any) -> float:
+    value = float(raw)
+    if not 1.0 <= value <= 60.0:
+        raise ValueError(f"must be between 1 and 60 seconds, got {raw!r}")
+    return value
+
+
+def _http_url(raw: Any) -> str | None:
+    text = _optional_str(raw)
+    if text:
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http(s) URL such as http://10.0.0.5:8000, got {raw!r}")
+    return text
+
+
 def _database_kind(raw: Any) -> str:
     text = str(raw).strip().lower()
     if text not in ("auto", "sqlite", "mysql", "memory"):
@@ -142,6 +165,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", "GATEWAY_LOG_LEVEL", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR."),
     Setting("tray", "GATEWAY_TRAY", _parse_bool, False, "Show a tray icon (needs a display)."),
     Setting("open_browser", "GATEWAY_OPEN_BROWSER", _parse_bool, False, "Open the admin page on start."),
+    # Several instances on one MySQL (+ Redis): docs/scaling.md.
+    Setting("instance_name", "GATEWAY_INSTANCE_NAME", _optional_str, None,
+            "This instance's name on the admin page and in logs (default: host name and port)."),
+    Setting("advertise_url", "GATEWAY_ADVERTISE_URL", _http_url, None,
+            "The address other instances reach this one at (default: the bound address, or this machine's "
+            "address towards MySQL when bound to all interfaces)."),
+    Setting("lease_seconds", "GATEWAY_LEASE_SECONDS", _lease_seconds, 5.0,
+            "How long the dispatcher lease lasts without renewal: another instance takes over within this "
+            "plus about a second after the dispatcher dies."),
+    Setting("cluster_poll_interval", "GATEWAY_CLUSTER_POLL_INTERVAL", _positive(float), 1.0,
+            "Seconds between reads of the store for other instances' changes while Redis is away (five "
+            "times as long while it is up)."),
+    Setting("queue_timeout", "GATEWAY_QUEUE_TIMEOUT", _non_negative_float, 0.0,
+            "Fail a job that waited this many seconds in the gateway without reaching a worker "
+            "(error type queue_timeout); 0 waits for ever.", runtime=True),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -176,6 +214,11 @@ class Settings:
     log_level: str
     tray: bool
     open_browser: bool
+    instance_name: str | None
+    advertise_url: str | None
+    lease_seconds: float
+    cluster_poll_interval: float
+    queue_timeout: float
     workers: tuple[dict, ...] = ()
     config_file: str | None = None
 

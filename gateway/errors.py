@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 NO_WORKER_ONLINE = "no worker is online: register a worker or start one, then try again"
+NO_WORKER_REGISTERED = "no worker is registered: add one on the admin page or with POST /api/workers, then try again"
 
 
 class GatewayError(Exception):

@@ -93,6 +93,9 @@ class ClientHub:
     def __init__(self, cluster_queue: Callable[[], int]):
         self._clients: dict[str, ClientConnection] = {}
         self._cluster_queue = cluster_queue
+        # Where events also go for clients connected to other gateway instances: (kind, sid or None for
+        # everyone, metadata, payload). Set on the instance that hears the workers (the dispatcher).
+        self.remote: Callable[[str, str | None, dict, bytes], None] | None = None
         self._last_status: int | None = None
         self._status_scheduled = False
         self._to_flush: deque[ClientConnection] = deque()
@@ -173,11 +176,19 @@ class ClientHub:
         if job is None:
             return
         if job.client_id is not None:
-            target = self._clients.get(job.client_id)
-            if target is not None:
-                target.put(raw)
+            self.send_text(job.client_id, raw)
         elif event_type in NO_CLIENT_BROADCAST:
             self.broadcast(raw)
+            self._to_remote("text", None, {}, raw.encode())
+
+    def send_text(self, sid: str, raw: str, remote: bool = True) -> None:
+        """A text frame to one client, wherever it is connected."""
+        target = self._clients.get(sid)
+        if target is not None:
+            target.put(raw)
+        if remote:
+            # Another instance may hold a (newer) socket of this sid: a client may reconnect anywhere.
+            self._to_remote("text", sid, {}, raw.encode())
 
     def forward_binary(self, event_type: int, frame: bytes, find_job: Callable, running_job) -> None:
         """Relay a binary frame, converting previews between type 1 and 4 as each client negotiated.
@@ -188,6 +199,7 @@ class ClientHub:
         if event_type == TEXT:
             if running_job:
                 self.broadcast(frame)
+                self._to_remote("binary", None, {}, frame)
             return
         if event_type == PREVIEW_WITH_METADATA:
             metadata, image = _split_metadata(frame)
@@ -207,12 +219,36 @@ class ClientHub:
             return
         if job is None:
             return
-        legacy = _legacy_frame(metadata, image)
-        target = self._clients.get(job.client_id) if job.client_id is not None else None
-        if job.client_id is None:
-            self.broadcast(legacy)
-        elif target is not None:
-            target.put(_metadata_frame(metadata, image) if target.supports_preview_metadata else legacy)
+        self.send_preview(job.client_id, metadata, image)
+
+    def send_preview(self, sid: str | None, metadata: dict, image: bytes, remote: bool = True) -> None:
+        """A preview to one client (sid None: to everyone, legacy form) in the form it negotiated."""
+        if sid is None:
+            self.broadcast(_legacy_frame(metadata, image))
+        else:
+            target = self._clients.get(sid)
+            if target is not None:
+                target.put(_metadata_frame(metadata, image) if target.supports_preview_metadata
+                           else _legacy_frame(metadata, image))
+        if remote:
+            self._to_remote("preview", sid, metadata, image)
+
+    def _to_remote(self, kind: str, sid: str | None, metadata: dict, payload: bytes) -> None:
+        if self.remote is not None:
+            self.remote(kind, sid, metadata, payload)
+
+    def deliver_remote(self, kind: str, sid: str | None, metadata: dict, payload: bytes) -> None:
+        """An event another instance relayed: to this instance's clients only."""
+        if kind == "text":
+            text = payload.decode("utf-8", "replace")
+            if sid is None:
+                self.broadcast(text)
+            else:
+                self.send_text(sid, text, remote=False)
+        elif kind == "binary":
+            self.broadcast(payload)
+        elif kind == "preview":
+            self.send_preview(sid, metadata, payload, remote=False)
 
 
 def _split_metadata(frame: bytes) -> tuple[dict | None, bytes]:

@@ -23,6 +23,8 @@ class WebhookSender:
         jobs.add_listener(self._on_job)
 
     def _on_job(self, job, event: str) -> None:
+        if self.jobs.applying_remote:
+            return  # another instance dispatched it: that one notifies
         if event == "finished" and job.webhook:
             body = job.status_dict(self.jobs.worker_name(job), None)
             task = asyncio.ensure_future(self._send(job.webhook, body))

@@ -21,12 +21,17 @@ class EventWiring:
         self.monitors: dict[int, WorkerMonitor] = {}
         self._admin_listeners: set = set()
         self._last_progress: dict[str, float] = {}
+        self.dispatching = False  # monitors run, and worker changes move jobs, only on the dispatcher
+
+    def attach(self) -> None:
+        """Hook the listeners (once): worker and job changes reach the admin stream and the client hub."""
+        self.gw.registry.add_listener(self._on_worker_change)
+        self.gw.jobs.add_listener(self._on_job_change)
 
     def start(self, recovered_jobs: list) -> None:
-        """Hook listeners, open monitors, and let the tracker settle jobs reloaded from the store."""
+        """As the dispatcher: open monitors and let the tracker settle jobs loaded from the store."""
         gw = self.gw
-        gw.registry.add_listener(self._on_worker_change)
-        gw.jobs.add_listener(self._on_job_change)
+        self.dispatching = True
         for worker in gw.registry.all():
             self._ensure_monitor(worker)
         for job in recovered_jobs:
@@ -35,7 +40,8 @@ class EventWiring:
         gw.dispatcher.wake()
 
     async def stop(self) -> None:
-        """Close every monitor."""
+        """No longer the dispatcher: close every monitor."""
+        self.dispatching = False
         await asyncio.gather(*(m.stop() for m in self.monitors.values()), return_exceptions=True)
         self.monitors.clear()
 
@@ -71,6 +77,16 @@ class EventWiring:
 
     def _on_worker_change(self, worker, event: str) -> None:
         gw = self.gw
+        if self.dispatching:
+            self._react(worker, event)
+        if self._admin_listeners:
+            self._emit("worker", {**worker.public_dict(), "event": event})
+        gw.hub.status_changed()
+        gw.dispatcher.wake()
+
+    def _react(self, worker, event: str) -> None:
+        """The dispatcher's part of a worker change: monitors, checks, and the jobs on that worker."""
+        gw = self.gw
         if event in ("deleted", "reconnect"):
             # Another machine may answer at this id or URL now: what the gateway knew about it is void.
             gw.uploads.forget_worker(worker.id)
@@ -89,10 +105,6 @@ class EventWiring:
             gw.health.check_soon()
         elif event == "updated" and not worker.enabled:
             gw.tracker.on_worker_disabled(worker)
-        if self._admin_listeners:
-            self._emit("worker", {**worker.public_dict(), "event": event})
-        gw.hub.status_changed()
-        gw.dispatcher.wake()
 
     def _on_connect(self, worker, reconnected: bool) -> None:
         if reconnected:
@@ -126,7 +138,7 @@ class EventWiring:
         gw.hub.forward_binary(event_type, frame, gw.jobs.get, running)
 
     def _on_job_change(self, job, event: str) -> None:
-        if event in ("queued", "finished"):
+        if event in ("queued", "finished", "submitted"):
             self.gw.hub.status_changed()
         if event == "finished":
             self._last_progress.pop(job.prompt_id, None)
@@ -144,3 +156,8 @@ class EventWiring:
         """Push the cluster summary (e.g. after dispatching was paused or resumed)."""
         if self._admin_listeners:
             self._emit("summary", self.gw.summary())
+
+    def emit_cluster(self, payload: dict) -> None:
+        """Push a cluster event (another instance took the dispatcher lease) to the admin page."""
+        if self._admin_listeners:
+            self._emit("cluster", payload)

@@ -69,8 +69,8 @@ class FileLocator:
             if worker is not None:
                 return FileLocation(worker=worker)
         if view.type == "input" and not set(view.query) - {"filename", "subfolder", "type"}:
-            path = gw.uploads.blob_path("input", view.subfolder.strip("/"), view.filename)
-            if path is not None and path.exists():
+            path = await gw.uploads.local_path("input", view.subfolder.strip("/"), view.filename)
+            if path is not None:
                 return FileLocation(path=path)
         hit = await gw.outputs.locate(view.filename, view.subfolder, view.type)
         if hit:

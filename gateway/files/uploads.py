@@ -9,6 +9,7 @@ import os
 import time
 import uuid
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
 from ..errors import BadRequest, ComfyError, WorkerBadAnswer
 
@@ -45,12 +46,48 @@ class UploadService:
         self._placed: dict[int, dict[tuple[str, str], str]] = {}  # worker -> (subfolder, name) -> sha
         self._locks: dict[int, asyncio.Lock] = {}
         self._known: frozenset[str] | None = None  # known_names(), until the index changes
+        # Several instances (MySQL): the bytes are also kept in the store, so an upload any instance
+        # acknowledged reaches the one that sends the job, even if the first one is gone.
+        self.shared = False
+        self.on_saved: Callable[[], None] | None = None  # told after each stored upload (other instances)
+        self._last_id = 0
 
     async def load(self) -> None:
         """Read the upload index from the store."""
         self.blob_dir.mkdir(parents=True, exist_ok=True)
-        for row in await self.store.list_uploads():
-            self._set((row["type"], row["subfolder"], row["name"]), row["sha256"])
+        self.add_rows(await self.store.list_uploads())
+
+    async def refresh(self) -> None:
+        """Read the uploads other instances stored since the last look."""
+        self.add_rows(await self.store.uploads_since(self._last_id))
+
+    def add_rows(self, rows: list[dict]) -> None:
+        """Take stored upload rows into the index (in id order: a later row of a name wins)."""
+        for row in sorted(rows, key=lambda r: r["id"]):
+            if row["id"] > self._last_id:
+                self._last_id = row["id"]
+                self._set((row["type"], row["subfolder"], row["name"]), row["sha256"])
+
+    async def local_path(self, upload_type: str, subfolder: str, name: str) -> Path | None:
+        """The file the gateway keeps for an upload, fetched from the store when another instance took it."""
+        sha = self._index.get((upload_type, subfolder, name))
+        return await self.ensure_local(sha) if sha else None
+
+    async def ensure_local(self, sha: str) -> Path | None:
+        """The blob of a hash on this instance's disk (copied from the store when shared), or None."""
+        path = self.blob_dir / sha
+        if path.exists() or not self.shared:
+            return path if path.exists() else None
+        tmp = path.with_name(f"{sha}.{uuid.uuid4().hex}.part")
+        try:
+            found = await self.store.export_upload_blob(sha, tmp)
+            if found:
+                os.replace(tmp, path)
+                return path
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return None
 
     def _set(self, key: tuple[str, str, str], sha: str | None) -> None:
         """Change the index (None removes an entry); every change goes through here."""
@@ -70,11 +107,6 @@ class UploadService:
                                     for (kind, sub, name) in self._index if kind == "input")
         return self._known
 
-    def blob_path(self, upload_type: str, subfolder: str, name: str) -> Path | None:
-        """Where the gateway keeps a file it was sent, if it has it."""
-        sha = self._index.get((upload_type, subfolder, name))
-        return self.blob_dir / sha if sha else None
-
     async def save(self, data: bytes, filename: str, upload_type: str, subfolder: str, overwrite: bool) -> dict:
         """Store an upload with ComfyUI's rename rules; returns {name, subfolder, type}."""
         if upload_type not in UPLOAD_TYPES:
@@ -85,6 +117,8 @@ class UploadService:
             raise ComfyError(400, b"")
         loop = asyncio.get_running_loop()
         sha = await loop.run_in_executor(None, _sha256, data)  # up to 100 MB: not on the event loop
+        if self.shared:
+            await self.refresh()  # names other instances took meanwhile count for the rename rules
         name = self._final_name(upload_type, sub, name, sha, overwrite)
         key = (upload_type, sub, name)
         previous = self._index.get(key)
@@ -92,12 +126,16 @@ class UploadService:
         self._set(key, sha)
         try:
             await loop.run_in_executor(None, _write_unless_present, self.blob_dir / sha, data)
+            if self.shared:
+                await self.store.put_upload_blob(sha, self.blob_dir / sha)  # before the answer: durable
             if previous != sha:
                 await self.store.add_upload({"sha256": sha, "type": upload_type, "subfolder": sub, "name": name,
                                              "size": len(data), "created_at": time.time()})
         except BaseException:
             self._set(key, previous)
             raise
+        if self.on_saved is not None:
+            self.on_saved()
         logger.info("upload %s/%s stored (%d bytes)", sub or ".", name, len(data))
         return {"name": name, "subfolder": subfolder or "", "type": upload_type}
 
@@ -145,7 +183,10 @@ class UploadService:
         self._placed.pop(worker_id, None)
 
     async def _push(self, worker, sub: str, name: str, sha: str) -> None:
-        data = await asyncio.get_running_loop().run_in_executor(None, (self.blob_dir / sha).read_bytes)
+        path = await self.ensure_local(sha)
+        if path is None:
+            raise WorkerBadAnswer(f"upload {name} is not available on this gateway instance or in the store")
+        data = await asyncio.get_running_loop().run_in_executor(None, path.read_bytes)
         boundary = uuid.uuid4().hex
         body = _multipart(boundary, {"type": "input", "subfolder": sub, "overwrite": "true"}, "image", name, data)
         response = await worker.client.request(

@@ -94,8 +94,7 @@ class DispatchHandler(BaseHandler):
         paused = body.get("paused") if isinstance(body, dict) else None
         if not isinstance(paused, bool):
             raise BadRequest("field 'paused' must be true or false", extra={"field": "paused"})
-        (self.gw.dispatcher.pause if paused else self.gw.dispatcher.resume)()
-        self.gw.events.emit_summary()
+        await self.gw.set_paused(paused)
         self.write_json({"paused": self.gw.dispatcher.paused})
 
 

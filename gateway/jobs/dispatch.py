@@ -12,6 +12,8 @@ from ..errors import GatewayError, WorkerBadAnswer, WorkerTimeout
 from ..files.outputs import tag_output_prefixes
 from ..scheduling.scheduler import WorkerState, remaining_seconds
 from ..scheduling.validation import validate_prompt
+from ..store.errors import FencedError
+from ..workers.connections import SendRefused
 from .model import FAILED, QUEUED, RUNNING, SUBMITTED, Job
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,8 @@ class Dispatcher(BackgroundLoop):
         self._wake = asyncio.Event()
         self._cooldown: dict[int, float] = {}
         self.health = None  # set by the app, to ask for a prompt check of a worker
+        # Asked right before each job goes out: this instance still holds the dispatcher lease.
+        self.may_send: Callable[[], bool] = lambda: True
 
     # ----- control (start/stop from BackgroundLoop; queued jobs stay on disk) -------------------
     def wake(self) -> None:
@@ -84,7 +88,7 @@ class Dispatcher(BackgroundLoop):
 
     def _plan(self) -> list:
         waiting = self.jobs.waiting()
-        if self.paused or not waiting:
+        if self.paused or not waiting or not self.jobs.dispatching or not self.may_send():
             return []
         now = time.time()
         workers = [self.worker_state(w, now) for w in self.registry.all()]
@@ -103,14 +107,33 @@ class Dispatcher(BackgroundLoop):
 
     # ----- the loop -------------------------------------------------------------------------------
     async def _loop(self) -> None:
+        next_expiry = 0.0
         while True:
-            await self._wake.wait()
+            timeout = self._settings().queue_timeout
+            if timeout > 0:
+                try:  # wake at least now and then to fail jobs that waited too long
+                    await asyncio.wait_for(self._wake.wait(), max(0.05, next_expiry - time.monotonic()))
+                except asyncio.TimeoutError:
+                    pass
+            else:
+                await self._wake.wait()
             self._wake.clear()
             try:
+                if timeout > 0 and time.monotonic() >= next_expiry:
+                    self.expire_waiting(timeout, time.time())
+                    next_expiry = time.monotonic() + min(5.0, max(0.2, timeout / 10))
                 self.dispatch_round()
             except Exception:
                 logger.exception("scheduling round failed")
             await asyncio.sleep(0)
+
+    def expire_waiting(self, timeout: float, now: float) -> int:
+        """Fail jobs that waited in the gateway longer than queue_timeout seconds; how many."""
+        expired = [job for job in self.jobs.waiting() if now - job.created_at > timeout]
+        for job in expired:
+            self.jobs.fail_queued(job, "queue_timeout", f"no worker took the job within queue_timeout "
+                                  f"({timeout:g} s); it waited {now - job.created_at:.0f} s")
+        return len(expired)
 
     def dispatch_round(self) -> None:
         """Run the scheduler once and start sending what it assigned."""
@@ -143,8 +166,17 @@ class Dispatcher(BackgroundLoop):
         with the store thread writing while the loop sends, the two compete for the GIL and the
         CPU in the middle of the request, and the forward took longer than the write saved.
         """
+        epoch = self.jobs.fence
         try:
-            await self.jobs.store.insert_job(job.row(), fetch=False)
+            await self.jobs.insert(job, fence=epoch)
+        except FencedError:
+            # The lease ended between the claim and the write: accept the job as waiting; whichever
+            # instance dispatches now sends it.
+            self.jobs.release_claim(job)
+            self.jobs.place(job, QUEUED, None)
+            if self.jobs.on_fenced and epoch is not None:
+                self.jobs.on_fenced(epoch)
+            return await self.jobs.accept_queued(job, object_info)
         except Exception as exc:
             raise self.jobs.not_stored(job, exc) from None
         try:
@@ -169,8 +201,10 @@ class Dispatcher(BackgroundLoop):
 
     async def _send_background(self, job: Job, worker) -> None:
         try:
-            await self.jobs.save(job, "state", "worker_id", "submitted_at")
+            await self.jobs.save(job, "state", "worker_id", "submitted_at")  # the intent, under the lease
             await self._send(job, worker)
+        except FencedError:
+            logger.info("job %s not sent: this instance no longer dispatches", job.prompt_id)
         except Exception:
             logger.exception("sending job %s failed", job.prompt_id)
             if job.state == SUBMITTED and job.submitted_at is None and job.worker_id == worker.id:
@@ -195,7 +229,12 @@ class Dispatcher(BackgroundLoop):
             payload.update({"client_id": self.client_id, "prompt_id": job.prompt_id})
             if self._settings().unique_output_names:
                 payload["prompt"] = tag_output_prefixes(job.prompt, worker.id)
-            response = await worker.client.request("POST", "/prompt", json_body=payload)
+            response = await worker.client.request("POST", "/prompt", json_body=payload, guard=self.may_send)
+        except SendRefused:
+            # The lease lapsed on the way: nothing went out. The job's row still says where it was meant
+            # to go; the next dispatcher finds it missing on that worker and sends it again.
+            logger.warning("job %s not sent to %s: the dispatcher lease lapsed", job.prompt_id, worker.name)
+            return 503, {"error": {"type": "no_dispatcher", "message": "the dispatcher lease lapsed"}}
         except WorkerTimeout as exc:
             # The worker may have queued it and be slow to answer: let its next /queue decide.
             self._worker_refused(worker, exc.message)

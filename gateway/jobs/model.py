@@ -88,6 +88,10 @@ class Job:
     cost_cache: tuple | None = None  # (cost epoch, estimated seconds at speed 1)
     scheduler_view: tuple | None = None  # (epoch, QueuedJob) cache for the scheduler
     ended_on_worker: bool = False  # the worker has finished it; the gateway is collecting its history
+    number_given: bool = False  # the client chose its ComfyUI number (else it follows the arrival order)
+    front: bool = False  # submitted with front: true
+    announced: bool = False  # the other instances of the cluster know this job (its whole row was sent)
+    synced_at: float = 0.0  # replicas: the dispatcher's time of the last change applied here
 
     @property
     def prompt(self) -> dict:

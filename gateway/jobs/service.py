@@ -9,23 +9,28 @@ import uuid
 from collections import OrderedDict
 from typing import Any, Callable
 
-from ..errors import NO_WORKER_ONLINE, ComfyError, Conflict, NotFound, StoreUnavailable, WorkerUnavailable, comfy_400
+from ..errors import NO_WORKER_REGISTERED, ComfyError, Conflict, NotFound, StoreUnavailable, WorkerUnavailable, comfy_400
 from ..scheduling.capabilities import requirements_of
 from ..scheduling.cost_model import workflow_signature
 from ..scheduling.scheduler import QueuedJob
 from ..scheduling.validation import validate_prompt
-from ..store.errors import DuplicateError
+from ..store.errors import DuplicateError, FencedError
 from .events import needed_nodes, output_nodes
 from .model import ACTIVE_STATES, DONE, FAILED, QUEUED, RUNNING, SUBMITTED, Job, Progress
 from .prompt_request import parse_prompt_request
+from .replica import ReplicaMixin
 
 logger = logging.getLogger(__name__)
 
 RECENT_FINISHED = 2000  # finished jobs kept in memory for fast status reads
 
 
-class JobService:
-    """Accepts prompts, keeps the gateway queue and the state of every job; the dispatcher moves them."""
+class JobService(ReplicaMixin):
+    """Accepts prompts, keeps the gateway queue and the state of every job; the dispatcher moves them.
+
+    On the instance that holds the dispatcher lease it is the one writer of job state; on the others it
+    is a replica kept current from the leader's messages and the store (ReplicaMixin).
+    """
 
     def __init__(self, store, registry, scheduler, settings: Callable[[], Any], uploads):
         self.store = store
@@ -43,6 +48,20 @@ class JobService:
         self._listeners: list[Callable[[Job, str], None]] = []
         self.dispatcher = None  # set by the app: the Dispatcher that sends queued jobs to workers
         self._pending_writes: set[asyncio.Future] = set()
+        # The dispatcher lease epoch while this instance sends jobs (None: another instance does, and this
+        # one keeps a replica). Every write of a job's progress names it, so the store refuses the writes
+        # of an instance that lost the lease; on_fenced(epoch) then tells the cluster.
+        self.fence: int | None = None
+        self.on_fenced: Callable[[int], None] | None = None
+        self.shared_seq = False  # True on MySQL: the arrival order comes from the store's cluster counter
+        self.applying_remote = False  # True while listeners hear a change another instance made
+        self._finished_waiters: dict[str, list[asyncio.Future]] = {}
+        self.recent_limit = RECENT_FINISHED
+
+    @property
+    def dispatching(self) -> bool:
+        """True while this instance holds the dispatcher lease."""
+        return self.fence is not None
 
     # ----- listeners and persistence -------------------------------------------------------
     def add_listener(self, callback: Callable[[Job, str], None]) -> None:
@@ -56,25 +75,62 @@ class JobService:
                 callback(job, event)
             except Exception:
                 logger.exception("job listener failed on %s", event)
+        if event == "finished":
+            for waiter in self._finished_waiters.pop(job.prompt_id, ()):
+                if not waiter.done():
+                    waiter.set_result(job)
+
+    async def wait_finished(self, prompt_id: str, timeout: float) -> Job | None:
+        """The job once it has finished (done or failed), or None after `timeout` seconds."""
+        job = self.get(prompt_id)
+        if job is None or not job.active:
+            return job
+        waiter = asyncio.get_running_loop().create_future()
+        self._finished_waiters.setdefault(prompt_id, []).append(waiter)
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            waiters = self._finished_waiters.get(prompt_id)
+            if waiters and waiter in waiters:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self._finished_waiters[prompt_id]
 
     def save(self, job: Job, *fields: str) -> asyncio.Future:
-        """Persist some fields of a job in the background, in call order (the store has one writer thread)."""
+        """Persist some fields of a job in the background, in call order (the store has one writer thread).
+
+        Only the dispatcher writes job progress, and only under its lease epoch: after the lease is lost
+        the write is refused here (FencedError), and the store refuses one that was already on its way.
+        """
         row = job.row()
         values = {name: row[name] for name in (fields or row)}
         values["updated_at"] = row["updated_at"]
+        epoch = self.fence
         try:
-            write = self.store.update_job(job.prompt_id, values)
-        except Exception as exc:  # the store is closed: the caller (if it waits) learns it as before
+            if epoch is None:
+                raise FencedError(f"not the dispatcher: change of job {job.prompt_id} not written")
+            if "worker_id" in values and job.state != QUEUED:
+                values["epoch"] = epoch  # the epoch that decided where the job runs
+            write = self.store.update_job(job.prompt_id, values, epoch)
+        except Exception as exc:  # the store is closed or the lease is gone: a waiting caller learns it
             write = asyncio.get_running_loop().create_future()
             write.set_exception(exc)
         self._pending_writes.add(write)
-        write.add_done_callback(self._write_done)
+        write.add_done_callback(lambda done: self._write_done(done, epoch))
         return write
 
-    def _write_done(self, write: asyncio.Future) -> None:
+    def _write_done(self, write: asyncio.Future, epoch: int | None) -> None:
         self._pending_writes.discard(write)
-        if not write.cancelled() and write.exception():
-            logger.error("could not persist a job change: %s", write.exception())
+        if write.cancelled() or not write.exception():
+            return
+        if isinstance(write.exception(), FencedError):
+            logger.debug("job change not written: %s", write.exception())
+            if epoch is not None and self.on_fenced:
+                self.on_fenced(epoch)
+            return
+        logger.error("could not persist a job change: %s", write.exception())
 
     async def flush(self) -> None:
         """Wait for every background write (used on shutdown)."""
@@ -165,25 +221,29 @@ class JobService:
     async def submit(self, body: Any) -> tuple[int, dict]:
         """POST /prompt: accept a job; returns (status, answer) in ComfyUI's shape."""
         request = parse_prompt_request(body)
-        online = [w for w in self.registry.all() if w.state in ("online", "draining")]
-        if not online:
-            raise WorkerUnavailable(NO_WORKER_ONLINE)
+        # Workers that are offline now still count: a GPU box that reboots at night gets its jobs when it
+        # is back. Their last known node lists (kept in the store) decide what they can run.
+        workers = self.registry.all()
+        if not workers:
+            raise WorkerUnavailable(NO_WORKER_REGISTERED)
         if request.prompt_id and (self.get(request.prompt_id) or await self.store.get_job(request.prompt_id)):
             raise ComfyError(409, {"error": "prompt_id already exists"})
         if request.prompt_id and self.get(request.prompt_id):  # a twin request passed the check meanwhile
             raise ComfyError(409, {"error": "prompt_id already exists"})
         job = self._new_job(request)
-        capable = [w for w in online if w.capabilities is None or w.capabilities.missing(job.requirements).empty]
+        capable = [w for w in workers if w.capabilities is None or w.capabilities.missing(job.requirements).empty]
         if not capable:
-            raise self._no_capable_worker(job, online)
+            raise self._no_capable_worker(job, workers)
+        capable.sort(key=lambda w: w.state != "online")  # the freshest node list first
         info = next((w.object_info for w in capable if w.object_info), None)
         job.outputs_to_execute = output_nodes(job.prompt, info, request.partial_execution_targets)
         job.progress = Progress(nodes_total=len(needed_nodes(job.prompt, job.outputs_to_execute)) or len(job.prompt))
         self._track(job)
-        worker = self.dispatcher.claim_now(job)
-        if worker is not None:
-            return await self.dispatcher.submit_now(job, worker, info)
-        return await self._accept_queued(job, info)
+        if self.dispatching:
+            worker = self.dispatcher.claim_now(job)
+            if worker is not None:
+                return await self.dispatcher.submit_now(job, worker, info)
+        return await self.accept_queued(job, info)
 
     def _new_job(self, request) -> Job:
         self._seq += 1
@@ -193,6 +253,7 @@ class JobService:
                   body=request.worker_body(), client_id=request.client_id, priority=request.priority,
                   number=number, webhook=request.webhook)
         job.priority_given = request.priority_given
+        job.number_given, job.front = request.number is not None, request.front
         job.signature = workflow_signature(job.prompt)
         job.requirements = requirements_of(job.prompt, self.uploads.known_names())
         return job
@@ -235,7 +296,8 @@ class JobService:
         """Jobs in the gateway's queue, unordered."""
         return list(self._waiting.values())
 
-    async def _accept_queued(self, job: Job, object_info: dict | None) -> tuple[int, dict]:
+    async def accept_queued(self, job: Job, object_info: dict | None) -> tuple[int, dict]:
+        """Validate a job against a worker's node list, store it as waiting and answer at once."""
         if object_info:
             result = validate_prompt(job.prompt, object_info, self.uploads.known_names())
             if not result.ok:
@@ -245,13 +307,33 @@ class JobService:
         else:
             node_errors = {}
         try:
-            await self.store.insert_job(job.row(), fetch=False)
+            await self.insert(job)
         except Exception as exc:
             raise self.not_stored(job, exc) from None
         logger.info("job %s queued in the gateway (priority %d)", job.prompt_id, job.priority)
         self.notify(job, "queued")
         self.dispatcher.wake()
         return 200, self.answer(job, node_errors)
+
+    async def insert(self, job: Job, fence: int | None = None) -> None:
+        """Write a new job's row; on MySQL its arrival order (seq, and number unless given) comes from the
+        cluster counter, so jobs accepted by different instances line up in the order they came.
+        ``fence``: the row says "sent to a worker", so only the lease's epoch may write it."""
+        row = job.row()
+        if fence is not None:
+            row["epoch"] = fence
+        if not self.shared_seq:
+            await self.store.insert_job(row, fetch=False, fence=fence)
+            return
+        if not job.number_given:
+            row["number"] = None
+        stored = await self.store.insert_job(row, fetch=False, fence=fence,
+                                             seq_from="front" if job.front else "plain")
+        if job.prompt_id in self.active or job.state in ACTIVE_STATES:
+            job.seq, job.number = stored["seq"], stored["number"]
+            job.scheduler_view = None
+            self._order_cache = None
+            self._seq = max(self._seq, job.seq)
 
     def not_stored(self, job: Job, exc: Exception) -> Exception:
         """Drop a job whose row could not be written (it was never accepted); the error to answer with."""
@@ -308,10 +390,7 @@ class JobService:
         if history is not None:
             job.history = history
         self.active.pop(job.prompt_id, None)
-        self.recent[job.prompt_id] = job
-        while len(self.recent) > RECENT_FINISHED:
-            _, old = self.recent.popitem(last=False)
-            self._by_gateway_id.pop(old.gateway_job_id, None)
+        self._remember(job)
         self.save(job, "state", "finished_at", "error", "history", "progress", "started_at", "worker_id", "attempts")
         logger.info("job %s %s on %s", job.prompt_id, state, self.worker_name(job))
         self.notify(job, "finished")
@@ -322,26 +401,6 @@ class JobService:
     def fail_queued(self, job: Job, kind: str, message: str) -> None:
         """Fail a job that never ran (cancelled, or out of retries)."""
         self.finish(job, FAILED, {"type": kind, "message": message})
-
-    # ----- start-up ------------------------------------------------------------------------------
-    async def load(self) -> list[Job]:
-        """Reload unfinished jobs after a restart; returns them for the dispatcher to re-attach."""
-        self._seq = await self.store.max_job_seq() or 0
-        jobs = []
-        for row in await self.store.load_unfinished_jobs():
-            job = Job.from_row(row)
-            job.signature = workflow_signature(job.prompt)
-            job.requirements = requirements_of(job.prompt, self.uploads.known_names())
-            job.priority_given = False
-            job.outputs_to_execute = output_nodes(job.prompt, None, job.body.get("partial_execution_targets"))
-            job.progress = Progress(nodes_total=len(job.prompt))
-            if job.state != QUEUED and job.submitted_at is None:
-                # Stopped while its POST travelled: the worker's next /queue says whether it arrived.
-                job.submitted_at = job.created_at
-            self._track(job)
-            jobs.append(job)
-        logger.info("reloaded %d unfinished job(s)", len(jobs))
-        return jobs
 
     def active_on(self, worker_id: int) -> list[Job]:
         """Active jobs sent to a worker."""

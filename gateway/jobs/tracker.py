@@ -64,6 +64,7 @@ class JobTracker:
             return self._finalizing.get(job.prompt_id)
         job.ended_on_worker = True  # its slot on the worker is free from now on
         self.dispatcher.wake()
+        self.jobs.notify(job, "ending")  # its history is on the way: a /history asked now waits for it
         task = asyncio.ensure_future(self._finalize(job, worker, entry))
         self._finalizing[job.prompt_id] = task
         task.add_done_callback(lambda _t: self._finalizing.pop(job.prompt_id, None))

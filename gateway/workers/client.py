@@ -66,20 +66,25 @@ class WorkerClient:
     """Talks HTTP to one worker; credentials come from a callable so settings changes apply at once."""
 
     def __init__(self, base_url: str, name: str, auth: Callable[[], tuple[str | None, str | None]],
-                 timeout: Callable[[], float], connections: IdleConnections | None = None):
+                 timeout: Callable[[], float], connections: IdleConnections | None = None,
+                 user_agent: str = "comfyui-gateway"):
         self.base_url = base_url.rstrip("/")
         self.name = name
         self._auth = auth
         self._timeout = timeout
+        self.user_agent = user_agent  # names the gateway instance in the worker's logs
         # Kept raw connections for the job submissions (the hot path), on plain-http workers.
         self._connections = connections if connections is not None and plain_http(self.base_url) else None
         parts = urlsplit(self.base_url)
         self.ws_base = ("wss" if parts.scheme == "https" else "ws") + "://" + parts.netloc + parts.path
 
     def auth_headers(self) -> dict[str, str]:
-        """Headers that authenticate the gateway to this worker (may be empty)."""
+        """Headers that authenticate the gateway to this worker (may be empty), and its User-Agent."""
         header = basic_auth_header(*self._auth())
-        return {"Authorization": header} if header else {}
+        out = {"User-Agent": self.user_agent}
+        if header:
+            out["Authorization"] = header
+        return out
 
     def url(self, path: str, query: dict | None = None) -> str:
         """Absolute URL of a worker path, with an optional query."""
@@ -101,8 +106,11 @@ class WorkerClient:
 
     async def request(self, method: str, path: str, *, query: dict | None = None, json_body: Any = None,
                       body: bytes | None = None, headers: dict | None = None,
-                      timeout: float | None = None) -> WorkerResponse:
-        """Send one request; any HTTP status is returned, transport problems raise WorkerUnavailable/Timeout."""
+                      timeout: float | None = None, guard: Callable[[], bool] | None = None) -> WorkerResponse:
+        """Send one request; any HTTP status is returned, transport problems raise WorkerUnavailable/Timeout.
+
+        ``guard`` is asked right before the request goes out; False raises SendRefused (nothing sent).
+        """
         if json_body is not None:
             body = json.dumps(json_body).encode()
             headers = {**(headers or {}), "Content-Type": "application/json"}
@@ -110,8 +118,10 @@ class WorkerClient:
             body = b""
         started = time.perf_counter()
         if self._connections is not None and method == "POST" and path == "/prompt":
-            return await self._request_raw(method, path, query, body, headers, timeout, started)
+            return await self._request_raw(method, path, query, body, headers, timeout, started, guard)
         request = self._request(method, path, query, body, headers, timeout)
+        if guard is not None and not guard():
+            raise worker_connections.SendRefused(f"{method} {path} not sent")
         response = await self._fetch(request, method, path, started)
         return response
 
@@ -124,7 +134,8 @@ class WorkerClient:
                                                     self._timeout(), self.name)
 
     async def _request_raw(self, method: str, path: str, query: dict | None, body: bytes | None,
-                           headers: dict | None, timeout: float | None, started: float) -> WorkerResponse:
+                           headers: dict | None, timeout: float | None, started: float,
+                           guard: Callable[[], bool] | None) -> WorkerResponse:
         """The request on a kept connection (see worker_connections). Like curl, a kept connection
         that dies before any byte of the answer is replaced and the request sent again: the worker
         closed it while idle, so it never saw the request."""
@@ -132,7 +143,7 @@ class WorkerClient:
             status, answer_headers, content = await worker_connections.request(
                 self._connections, self.base_url, method, path, query=query,
                 headers={**(headers or {}), **self.auth_headers()}, body=body, timeout=timeout or self._timeout(),
-                worker_name=self.name)
+                worker_name=self.name, guard=guard)
         except (WorkerTimeout, WorkerUnavailable, WorkerBadAnswer) as exc:
             self._log(method, path, type(exc).__name__, started)
             raise

@@ -14,6 +14,7 @@ import contextlib
 import socket
 import time
 from dataclasses import dataclass
+from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
 from tornado.httputil import HTTPHeaders, HTTPInputError
@@ -140,13 +141,19 @@ def plain_http(base_url: str) -> bool:
     return urlsplit(base_url).scheme == "http"
 
 
+class SendRefused(Exception):
+    """The request was not sent: the caller's guard said no right before the first byte."""
+
+
 async def open_answer(pool: IdleConnections | None, base_url: str, method: str, path: str, query: dict | None,
-                      headers: dict, body: bytes | None, timeout: float, worker_name: str) -> Answer:
+                      headers: dict, body: bytes | None, timeout: float, worker_name: str,
+                      guard: Callable[[], bool] | None = None) -> Answer:
     """Send a request (on a kept connection if there is one) and read the answer's head.
 
     timeout bounds everything up to the end of the head, a re-send included, and then the body read
     by the read_* functions. A kept connection that fails before any byte of the answer (the worker
-    closed it meanwhile) is replaced by a new one and the request sent again.
+    closed it meanwhile) is replaced by a new one and the request sent again. ``guard`` is asked right
+    before the request's first byte goes out (with no wait in between); False raises SendRefused.
     """
     deadline = _Deadline(timeout)
     loop = asyncio.get_running_loop()
@@ -165,6 +172,7 @@ async def open_answer(pool: IdleConnections | None, base_url: str, method: str, 
         sock = pool.take(key) if pool is not None else None
         if sock is not None:
             try:
+                _check(guard, what)
                 buffer = await _exchange(loop, sock, request, deadline)
             except _ClosedBeforeAnswer:
                 sock.close()  # the worker closed the kept connection meanwhile: once more on a new one
@@ -172,6 +180,7 @@ async def open_answer(pool: IdleConnections | None, base_url: str, method: str, 
         if sock is None:
             # A worker host that is off drops the connect silently: give up on it as curl did (10 s).
             sock = await asyncio.wait_for(_connect(loop, host, port), min(CONNECT_TIMEOUT, deadline.left()))
+            _check(guard, what)
             buffer = await _exchange(loop, sock, request, deadline)
         while True:
             raw_head, early = buffer.split(b"\r\n\r\n", 1)
@@ -196,7 +205,7 @@ async def open_answer(pool: IdleConnections | None, base_url: str, method: str, 
         if sock is not None:
             sock.close()
         raise WorkerUnavailable(f"worker {worker_name} is unreachable: {exc}") from None
-    except BaseException:
+    except BaseException:  # SendRefused and cancellation included
         if sock is not None:
             sock.close()
         raise
@@ -205,6 +214,11 @@ async def open_answer(pool: IdleConnections | None, base_url: str, method: str, 
                   chunked="chunked" in parsed.get("Transfer-Encoding", "").lower(), key=key,
                   keep_alive=version == "HTTP/1.1" and "close" not in parsed.get("Connection", "").lower(),
                   consumed=status in (204, 304) or method == "HEAD", pool=pool, deadline=deadline)
+
+
+def _check(guard: Callable[[], bool] | None, what: str) -> None:
+    if guard is not None and not guard():
+        raise SendRefused(f"{what} not sent")
 
 
 def _parse_head(raw_head: bytes) -> tuple[str, int, HTTPHeaders]:
@@ -226,11 +240,11 @@ def _content_length(values: list[str]) -> int | None:
 
 
 async def request(pool: IdleConnections | None, base_url: str, method: str, path: str, *, query: dict | None = None,
-                  headers: dict, body: bytes | None, timeout: float,
-                  worker_name: str) -> tuple[int, HTTPHeaders, bytes]:
-    """One whole request within timeout: (status, headers, body); WorkerTimeout, WorkerUnavailable or
-    WorkerBadAnswer."""
-    answer = await open_answer(pool, base_url, method, path, query, headers, body, timeout, worker_name)
+                  headers: dict, body: bytes | None, timeout: float, worker_name: str,
+                  guard: Callable[[], bool] | None = None) -> tuple[int, HTTPHeaders, bytes]:
+    """One whole request within timeout: (status, headers, body); WorkerTimeout, WorkerUnavailable,
+    WorkerBadAnswer, or SendRefused (see open_answer's guard)."""
+    answer = await open_answer(pool, base_url, method, path, query, headers, body, timeout, worker_name, guard)
     try:
         if answer.consumed:
             content = b""

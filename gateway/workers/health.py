@@ -13,6 +13,7 @@ from ..errors import GatewayError
 from ..scheduling.capabilities import Capabilities
 from .client import WorkerClient
 from .registry import Worker, WorkerRegistry
+from .replication import remember_object_info
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class HealthChecker(BackgroundLoop):
         self._on_lost = on_lost
         self._running: set[int] = set()
         self._wake = asyncio.Event()
+        self.store = None  # set by the app: where node lists are kept for other instances
 
     def check_soon(self) -> None:
         """Run a round now instead of waiting for the interval (e.g. after a worker was added)."""
@@ -127,6 +129,11 @@ class HealthChecker(BackgroundLoop):
         worker.object_info = info
         worker.capabilities = capabilities
         logger.info("worker %s: %d node types", worker.name, len(info))
+        if self.store is not None:
+            try:  # kept for other instances and restarts: jobs are checked against it while it is away
+                await remember_object_info(self.store, worker, info)
+            except Exception as exc:
+                logger.warning("worker %s: could not store its node list: %s", worker.name, exc)
         self._registry.notify(worker, "capabilities")
 
     async def _mark_online(self, worker: Worker, result: Probe) -> None:

@@ -50,6 +50,9 @@ class Worker:
     monitor_connected: bool = False
     queue_snapshot: tuple | None = None  # (time, raw /queue answer) from the last health check
     client: WorkerClient | None = None
+    object_info_hash: str | None = None  # sha256 of its /object_info as stored (shared with other instances)
+    updated_at: float = 0.0  # when its configuration was last written
+    status_synced_at: float | None = None  # replicas: the dispatcher's time of the live state applied here
 
     @property
     def state(self) -> str:
@@ -169,6 +172,7 @@ class WorkerRegistry:
         self._workers: dict[int, Worker] = {}
         self._listeners: list[Callable[[Worker, str], None]] = []
         self.version = 0  # bumped on every change of any worker's state or configuration
+        self.applying_remote = False  # True while listeners hear a change another instance made
 
     def add_listener(self, callback: Callable[[Worker, str], None]) -> None:
         """Call callback(worker, event) on added/updated/deleted/online/offline/status events."""
@@ -203,9 +207,54 @@ class WorkerRegistry:
         return worker
 
     def _build(self, row: dict) -> Worker:
-        worker = Worker(**{key: row[key] for key in ("id", "created_at", *EDITABLE_FIELDS) if key in row})
+        worker = Worker(**{key: row[key] for key in ("id", "created_at", "updated_at", *EDITABLE_FIELDS)
+                           if key in row})
         worker.client = self._make_client(worker)
         return worker
+
+    def sync_rows(self, rows: list[dict]) -> bool:
+        """Bring the workers in memory in line with the stored ones (changes another instance made).
+
+        Listeners hear "added", "reconnect"/"updated" and "deleted" as for local changes, with
+        ``applying_remote`` set. Returns True when anything changed.
+        """
+        changed = False
+        stored = {row["id"]: row for row in rows}
+        self.applying_remote = True
+        try:
+            for worker_id in [w for w in self._workers if w not in stored]:
+                worker = self._workers.pop(worker_id)
+                logger.info("worker %s removed on another instance", worker.name)
+                self.notify(worker, "deleted")
+                changed = True
+            for worker_id, row in stored.items():
+                worker = self._workers.get(worker_id)
+                if worker is None:
+                    worker = self._build(row)
+                    self._workers[worker.id] = worker
+                    logger.info("worker %s added on another instance: %s", worker.name, worker.url)
+                    self.notify(worker, "added")
+                    changed = True
+                    continue
+                fields = {key: row[key] for key in EDITABLE_FIELDS if key in row and getattr(worker, key) != row[key]}
+                worker.updated_at = row.get("updated_at", worker.updated_at)
+                if fields:
+                    self._apply_fields(worker, fields)
+                    changed = True
+        finally:
+            self.applying_remote = False
+        return changed
+
+    def _apply_fields(self, worker: Worker, fields: dict) -> None:
+        """Set changed configuration fields and tell listeners (a new URL or credentials: a new client)."""
+        reconnect = any(key in fields for key in ("url", "auth_username", "auth_password"))
+        for key, value in fields.items():
+            setattr(worker, key, value)
+        if reconnect:
+            worker.client = self._make_client(worker)
+            worker.status, worker.failures = "unknown", 0
+        logger.info("worker %s updated: %s", worker.name, ", ".join(sorted(fields)))
+        self.notify(worker, "reconnect" if reconnect else "updated")
 
     async def load(self, configured: tuple[dict, ...] = ()) -> None:
         """Read stored workers, then add those listed in gateway.yaml that are not stored yet."""
@@ -249,15 +298,9 @@ class WorkerRegistry:
             raise Conflict(f"a worker with url {fields['url']} is already registered")
         if not fields:
             return worker
-        await self._store.update_worker(worker.id, {**fields, "updated_at": time.time()})
-        reconnect = any(key in fields for key in ("url", "auth_username", "auth_password"))
-        for key, value in fields.items():
-            setattr(worker, key, value)
-        if reconnect:
-            worker.client = self._make_client(worker)
-            worker.status, worker.failures = "unknown", 0
-        logger.info("worker %s updated: %s", worker.name, ", ".join(sorted(fields)))
-        self.notify(worker, "reconnect" if reconnect else "updated")
+        worker.updated_at = time.time()
+        await self._store.update_worker(worker.id, {**fields, "updated_at": worker.updated_at})
+        self._apply_fields(worker, fields)
         return worker
 
     async def delete(self, worker_id: Any) -> Worker:

@@ -143,6 +143,8 @@ def test_executable_serves_stops_on_sigterm_and_keeps_its_queue(executable, tmp_
         healthy_again = again.wait_healthy(url)
         listed = http("GET", url + "api/tasks?state=queued&limit=50")[1]["items"]
         assert {item["prompt_id"] for item in listed} >= set(queued), listed
+        assert http("GET", url + "api/dispatch") == (200, {"paused": True}), "the pause outlives a restart"
+        assert http("POST", url + "api/dispatch", {"paused": False}) == (200, {"paused": False})
         for sim in sims:
             sim.start(port=sim.sim.port)
         for prompt_id in queued:

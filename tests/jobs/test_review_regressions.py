@@ -95,6 +95,8 @@ async def test_a_send_cut_short_by_a_restart_is_settled(cluster):
                                                  "submitted_at": None})
     await store.close()
     await cluster.restart_gateway_after_stop()
+    assert (await cluster.get("/api/dispatch"))["paused"] is True, "the pause is kept across restarts"
+    await cluster.post("/api/dispatch", {"paused": False})
     final = await cluster.wait_job(answer["prompt_id"], timeout=20)
     assert final["status"] == "done"
     assert sim.executed.count(answer["prompt_id"]) == 1
