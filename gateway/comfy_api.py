@@ -126,14 +126,18 @@ class ComfyApi:
 
     # ----- history -----------------------------------------------------------------------------------
     async def history_one(self, prompt_id: str, base_url: str) -> dict:
-        """GET /history/{id}: the stored entry with gateway URLs, or {} while unfinished/unknown."""
-        pending = self.gw.tracker.pending_history(prompt_id)
-        if pending is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(pending), HISTORY_WAIT_SECONDS)
-            except (asyncio.TimeoutError, Exception):
-                pass
-        job = await self.gw.jobs.find(prompt_id)
+        """GET /history/{id}: the stored entry with gateway URLs, or {} while unfinished/unknown.
+
+        A job its worker has just finished (its history is on the way) is waited for a moment, as a
+        client that heard ``executing`` with node null asks for the history at once.
+        """
+        jobs = self.gw.jobs
+        job = jobs.get(prompt_id)
+        if job is not None and job.active and job.ended_on_worker:
+            await jobs.wait_finished(prompt_id, HISTORY_WAIT_SECONDS)
+            job = jobs.get(prompt_id)
+        if job is None or (job.history is None and not job.active):
+            job = await jobs.find_stored(prompt_id)  # another instance may have finished it
         if job is None or not job.history:
             return {}
         return {prompt_id: with_urls(job.history, prompt_id, base_url)}

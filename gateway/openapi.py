@@ -40,6 +40,7 @@ _ENDPOINTS = [
     ("get", "/api/settings", "Runtime settings", "Gateway", None, 200),
     ("patch", "/api/settings", "Change runtime settings", "Gateway", None, 200),
     ("get", "/api/dispatch", "Whether dispatching is paused", "Gateway", None, 200),
+    ("get", "/api/cluster", "Instances of the cluster, the dispatcher lease and the Redis link", "Gateway", None, 200),
     ("post", "/api/dispatch", "Pause or resume dispatching", "Gateway", None, 200),
     ("get", "/healthz", "Liveness and a cluster summary", "Gateway", None, 200),
     ("get", "/metrics", "Prometheus metrics", "Gateway", None, 200),

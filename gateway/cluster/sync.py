@@ -172,7 +172,8 @@ class StoreSync(BackgroundLoop):
             self._jobs_since = max(self._jobs_since, row["updated_at"])
             job = jobs.get(row["prompt_id"])
             if job is None:
-                if row["state"] in ACTIVE_STATES:
+                if row["state"] in ACTIVE_STATES or (bus_down and row["client_id"] is not None
+                                                     and self.gw.hub.get(row["client_id"]) is not None):
                     unknown.append(row["prompt_id"])
                 continue
             if row["updated_at"] <= job.synced_at:
@@ -185,7 +186,10 @@ class StoreSync(BackgroundLoop):
         if unknown:
             for row in await store.get_jobs(unknown):
                 if jobs.get(row["prompt_id"]) is None and not jobs.dispatching:
-                    jobs.adopt(row)
+                    job = jobs.adopt(row)
+                    job.synced_at = row["updated_at"]
+                    if bus_down:
+                        self._tell_client(job, "queued")  # it may have started, even ended, meanwhile
 
     def _tell_client(self, job, before: str) -> None:
         """With Redis away, the job's own client hears its start and end from the store's state."""

@@ -24,7 +24,15 @@ class HealthzHandler(BaseHandler):
 
     async def get(self) -> None:
         self.write_json({"status": "ok", "version": self.gw.version,
-                         "uptime_seconds": round(time.time() - self.gw.started_at, 1), **self.gw.summary()})
+                         "uptime_seconds": round(time.time() - self.gw.started_at, 1), **self.gw.summary(),
+                         "instance": self.gw.cluster.name, "role": self.gw.cluster.role})
+
+
+class ClusterHandler(BaseHandler):
+    """GET /api/cluster: the instances, which one dispatches (the lease), and whether Redis is up."""
+
+    async def get(self) -> None:
+        self.write_json(self.gw.cluster.describe())
 
 
 class MetricsHandler(BaseHandler):
@@ -143,6 +151,7 @@ def admin_routes(ui_dir: Path) -> list:
         (r"/api/settings", SettingsHandler),
         (r"/api/stats", StatsHandler),
         (r"/api/dispatch", DispatchHandler),
+        (r"/api/cluster", ClusterHandler),
         (r"/api/events", AdminEventsHandler),
         (r"/()", UiHandler, {"path": str(ui_dir), "default_filename": "index.html"}),
         (r"/ui/(.*)", UiHandler, {"path": str(ui_dir)}),

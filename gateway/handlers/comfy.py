@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..comfy_api import ComfyApi
+from ..cluster.forward import forward_to_dispatcher
 from ..errors import BadRequest, ComfyError
 from .base import ComfyHandler, dual
 
@@ -29,7 +30,10 @@ class QueueHandler(ComfyApiHandler):
         self.write_json(await self.api.queue())
 
     async def post(self) -> None:
-        await self.api.delete_from_queue(self.comfy_json())
+        body = self.comfy_json()
+        if await forward_to_dispatcher(self):
+            return
+        await self.api.delete_from_queue(body)
         self.write_empty()
 
 
@@ -39,6 +43,8 @@ class InterruptHandler(ComfyApiHandler):
             body = self.comfy_json()
         except ComfyError:
             body = None  # ComfyUI tolerates an invalid body here: it means a global interrupt
+        if await forward_to_dispatcher(self):
+            return
         await self.api.interrupt(body)
         self.write_empty()
 

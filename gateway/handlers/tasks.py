@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from ..cluster.forward import forward_to_dispatcher
 from ..errors import BadRequest, NotFound
 from ..jobs.model import STATES, Job
 from .base import BaseHandler
@@ -39,6 +40,8 @@ class TaskPriorityHandler(BaseHandler):
         priority = body.get("priority") if isinstance(body, dict) else None
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise BadRequest("field 'priority' must be an integer", extra={"field": "priority"})
+        if await forward_to_dispatcher(self):
+            return
         job = await self.gw.jobs.set_priority(prompt_id, priority)
         self.write_json(job.status_dict(self.gw.jobs.worker_name(job), self.gw.jobs.position(job)))
 

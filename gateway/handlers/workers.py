@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..cluster.forward import forward_to_dispatcher
 from ..errors import BadRequest
 from ..workers.client import WorkerClient
 from ..workers.health import PROBE_TIMEOUT, probe
@@ -42,6 +43,8 @@ class WorkerTestHandler(BaseHandler):
 
     async def post(self, worker_id: str) -> None:
         worker = self.gw.registry.require(worker_id)
+        if await forward_to_dispatcher(self):  # the dispatcher owns the workers' live state
+            return
         result = await self.gw.health.check(worker)
         self.write_json({**result.report(), "worker": worker.public_dict()})
 
@@ -53,6 +56,8 @@ class WorkerRefreshHandler(BaseHandler):
 
     async def post(self, worker_id: str) -> None:
         worker = self.gw.registry.require(worker_id)
+        if await forward_to_dispatcher(self):
+            return
         await self.gw.health.refresh_object_info(worker)
         self.write_json(worker.public_dict())
 

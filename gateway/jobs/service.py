@@ -150,6 +150,13 @@ class JobService(ReplicaMixin):
             job = Job.from_row(row) if row else None
         return job
 
+    async def find_stored(self, prompt_id: str) -> Job | None:
+        """A job as the store has it (with its history), or None."""
+        if not isinstance(prompt_id, str) or len(prompt_id) > 64:
+            return None
+        row = await self.store.get_job(prompt_id)
+        return Job.from_row(row) if row else None
+
     async def find_by_gateway_id(self, gateway_job_id: str) -> Job | None:
         """A job by its gateway_job_id."""
         prompt_id = self._by_gateway_id.get(gateway_job_id)
@@ -231,7 +238,11 @@ class JobService(ReplicaMixin):
         if request.prompt_id and self.get(request.prompt_id):  # a twin request passed the check meanwhile
             raise ComfyError(409, {"error": "prompt_id already exists"})
         job = self._new_job(request)
-        capable = [w for w in workers if w.capabilities is None or w.capabilities.missing(job.requirements).empty]
+        capable = self._capable(job, workers)
+        if not capable and self.uploads.shared:
+            await self.uploads.refresh()  # another instance may have just taken an upload it names
+            job.requirements = requirements_of(job.prompt, self.uploads.known_names())
+            capable = self._capable(job, workers)
         if not capable:
             raise self._no_capable_worker(job, workers)
         capable.sort(key=lambda w: w.state != "online")  # the freshest node list first
@@ -244,6 +255,10 @@ class JobService(ReplicaMixin):
             if worker is not None:
                 return await self.dispatcher.submit_now(job, worker, info)
         return await self.accept_queued(job, info)
+
+    @staticmethod
+    def _capable(job: Job, workers: list) -> list:
+        return [w for w in workers if w.capabilities is None or w.capabilities.missing(job.requirements).empty]
 
     def _new_job(self, request) -> Job:
         self._seq += 1

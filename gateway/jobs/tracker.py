@@ -70,10 +70,6 @@ class JobTracker:
         task.add_done_callback(lambda _t: self._finalizing.pop(job.prompt_id, None))
         return task
 
-    def pending_history(self, prompt_id: str) -> asyncio.Task | None:
-        """The running finalisation of a job, so /history can wait for it."""
-        return self._finalizing.get(prompt_id)
-
     async def _finalize(self, job: Job, worker, entry: dict | None) -> None:
         if entry is None:
             entry = await self._fetch_history(job, worker)

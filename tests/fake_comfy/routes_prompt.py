@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 import re
+import time
 import uuid
 
 from aiohttp import web
@@ -45,6 +46,8 @@ class PromptRoutes:
 
     async def post_prompt(self, request):
         data = await request.json()  # malformed JSON -> aiohttp's plain-text 500
+        self.sim.prompt_posts.append((time.time(), data.get("prompt_id") if isinstance(data, dict) else None,
+                                      request.headers.get("User-Agent")))
         queue = self.sim.queue
         if "number" in data:
             number = float(data["number"])

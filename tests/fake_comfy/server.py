@@ -62,6 +62,8 @@ class FakeComfy:
         self.output_dir = self.data_dir / "output"
         self.temp_dir = self.data_dir / "temp"
         self.executed: List[str] = []
+        # Every POST /prompt as (time, prompt_id asked for, User-Agent): who sent what, and when.
+        self.prompt_posts: List[tuple] = []
         self._hang_http = False
         self._hang_event: Optional[asyncio.Event] = None
         self.garbage_http = False
