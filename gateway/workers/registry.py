@@ -307,6 +307,7 @@ class WorkerRegistry:
         """Remove a worker."""
         worker = self.require(worker_id)
         await self._store.delete_worker(worker.id)
+        await self._store.forget_worker_status(worker.id)  # a later worker with this id starts afresh
         self._workers.pop(worker.id, None)
         logger.info("worker %s deleted", worker.name)
         self.notify(worker, "deleted")

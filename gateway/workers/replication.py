@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 
 from ..scheduling.capabilities import Capabilities
 
@@ -49,12 +50,15 @@ def digest_of(info: dict) -> tuple[str, str]:
 
 
 async def remember_object_info(store, worker, info: dict) -> None:
-    """Store a worker's /object_info (once per content) and note its hash on the worker."""
+    """Store a worker's /object_info (once per content), note its hash on the worker, and write the
+    worker's status row naming it (what a restart or another instance reads)."""
     loop = asyncio.get_running_loop()
     digest, text = await loop.run_in_executor(None, digest_of, info)
     if digest != worker.object_info_hash:
-        await store.put_object_info(digest, text, loop.time())
+        await store.put_object_info(digest, text, time.time())
         worker.object_info_hash = digest
+        await store.put_worker_status([{"worker_id": worker.id, "status": status_of(worker),
+                                        "object_info_hash": digest, "updated_at": time.time()}])
 
 
 async def adopt_object_info(store, worker, digest: str | None) -> bool:
