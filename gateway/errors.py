@@ -77,9 +77,9 @@ class StoreUnavailable(GatewayError):
     status = 503
     type = "store_unavailable"
 
-    def __init__(self):
-        super().__init__("the job could not be stored, so it was not accepted; try again (the gateway log says "
-                         "why)")
+    def __init__(self, message: str = "the job could not be stored, so it was not accepted; try again (the gateway "
+                                      "log says why)"):
+        super().__init__(message)
 
 
 class ComfyError(Exception):

@@ -12,9 +12,12 @@ from urllib.parse import urlsplit
 import tornado.web
 import tornado.websocket
 
-from ..errors import BadRequest, ComfyError, GatewayError, Unauthorized, comfy_400
+from ..errors import BadRequest, ComfyError, GatewayError, StoreUnavailable, Unauthorized, comfy_400
+from ..store.errors import is_store_failure
 
 logger = logging.getLogger(__name__)
+
+STORE_AWAY = "the database cannot be reached right now; try again shortly (the gateway log says why)"
 
 
 def is_loopback_host(host: str) -> bool:
@@ -146,6 +149,10 @@ class BaseHandler(tornado.web.RequestHandler):
             self.finish(exc.body or b"")
 
     def log_exception(self, typ, value, tb) -> None:
+        if is_store_failure(value):  # an outage: one line per request, not a traceback
+            logger.warning("%s %s -> 503: the store is unreachable: %s", self.request.method, self.request.path,
+                           value)
+            return
         if isinstance(value, (GatewayError, ComfyError)):
             level = logging.WARNING if getattr(value, "status", 400) >= 500 else logging.DEBUG
             logger.log(level, "%s %s -> %s: %s", self.request.method, self.request.path,
@@ -155,6 +162,9 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if exc is not None and is_store_failure(exc):
+            exc = StoreUnavailable(STORE_AWAY)
+            kwargs["exc_info"] = (type(exc), exc, None)
         if isinstance(exc, (GatewayError, ComfyError)):
             status_code = exc.status
         super().send_error(status_code, **kwargs)

@@ -1,6 +1,8 @@
 """Exceptions raised by the store."""
 import logging
 
+import peewee
+
 logger = logging.getLogger(__name__)
 
 
@@ -18,3 +20,8 @@ class StoreClosedError(StoreError):
 
 class FencedError(StoreError):
     """A dispatcher write refused because its lease epoch no longer holds the lease."""
+
+
+def is_store_failure(exc):
+    """True when the database could not be reached or refused to work (an outage, not a bug)."""
+    return isinstance(exc, (StoreClosedError, peewee.OperationalError, peewee.InterfaceError))

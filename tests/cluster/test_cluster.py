@@ -10,6 +10,7 @@ import asyncio
 import io
 import signal
 import time
+import uuid
 from collections import Counter
 
 import aiohttp
@@ -18,9 +19,9 @@ from PIL import Image
 
 from tests.fake_comfy import sample_workflow, transform_workflow
 from tests.fake_comfy.testing import WsRecorder, frame_type
-from tests.store.services import require_redis
+from tests.store.services import require_redis, temporary_mysql_database
 
-from .helpers import LEASE_SECONDS, Nodes, RedisServer
+from .helpers import LEASE_SECONDS, Nodes, RedisServer, TcpProxy
 
 
 def ws_url(http_url: str, client_id: str) -> str:
@@ -178,3 +179,41 @@ async def test_an_upload_to_an_instance_that_died_is_used_by_the_dispatcher(node
     assert (await nodes.wait_job("a", job["prompt_id"]))["status"] == "done", nodes.logs()
     placed = [p for p in sim.input_dir.rglob("*.png") if p.read_bytes() == picture.getvalue()]
     assert placed, "the worker got the bytes b was sent"
+
+
+async def test_mysql_away_refuses_new_jobs_then_the_cluster_recovers(tmp_path):
+    redis_url = require_redis()
+    with temporary_mysql_database() as mysql:
+        proxy = await TcpProxy(mysql["host"], mysql["port"]).start()
+        nodes = Nodes(tmp_path, {**mysql, "host": "127.0.0.1", "port": proxy.port}, redis_url)
+        try:
+            await nodes.start("a", "b")
+            sim = await nodes.add_sim("a")
+            await nodes.wait_workers_online(("a", "b"), 1)
+            before = await nodes.submit("b", sample_workflow())
+            assert (await nodes.wait_job("a", before["prompt_id"]))["status"] == "done"
+
+            await proxy.cut()
+            refused = {}
+            for name in ("a", "b"):
+                prompt_id = str(uuid.uuid4())
+                status, body = await nodes.request(name, "POST", "/api/prompt",
+                                                   json={"prompt": sample_workflow(), "prompt_id": prompt_id})
+                assert status == 503 and body["error"]["type"] == "store_unavailable", (name, status, body)
+                refused[name] = prompt_id
+            await asyncio.sleep(LEASE_SECONDS + 1)  # nobody can renew the lease: nobody dispatches
+            assert [(await nodes.get(n, "/healthz"))["role"] for n in ("a", "b")] == ["follower", "follower"]
+
+            await proxy.restore()
+            await nodes.dispatcher(timeout=LEASE_SECONDS + 10)
+            after = [await nodes.submit(name, sample_workflow()) for name in ("a", "b", "a", "b")]
+            for job in after:
+                assert (await nodes.wait_job("b", job["prompt_id"], timeout=30))["status"] == "done", nodes.logs()
+            for name, prompt_id in refused.items():
+                status, _ = await nodes.request(name, "GET", f"/api/task/{prompt_id}/status")
+                assert status == 404, "nothing of a refused job was written"
+                assert prompt_id not in sim.executed
+            assert runs([sim]) == Counter({j["prompt_id"]: 1 for j in [before, *after]})
+        finally:
+            await nodes.stop()
+            await proxy.close()
