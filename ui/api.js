@@ -76,6 +76,7 @@ export const api = {
   dispatch: () => request("GET", "/api/dispatch"),
   setPaused: (paused) => request("POST", "/api/dispatch", { paused }),
   speeds: () => request("GET", "/api/ui/speeds"),
+  cluster: () => request("GET", "/api/cluster"),
 };
 
 /** A URL the browser loads by itself (img src, links): the token goes in ?api_key= when one is set. */

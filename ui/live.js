@@ -102,6 +102,8 @@ function handleMessage(message) {
   } else if (kind === "summary") {
     state.summary = data;
     emit("summary", data);
+  } else if (kind === "cluster") {
+    emit("cluster", data);
   }
 }
 

@@ -191,3 +191,5 @@ class ClusterLinks:
             self.node.sync.soon("settings")
         elif what == "takeover":
             self.node.sync.soon("lease")
+        elif what == "hello":  # a new instance: count it at once (events for its clients go out from now)
+            asyncio.ensure_future(self.node.refresh_instances())

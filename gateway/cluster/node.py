@@ -125,7 +125,7 @@ class ClusterNode(BackgroundLoop):
         await self.gw.jobs.load(recover=False)
         await self._heartbeat()
         if self.bus is not None:
-            await self.bus.start(self.links.handlers(), self.sync.resync_soon)
+            await self.bus.start(self.links.handlers(), self._bus_up)
         self.sync.start()
         self.lease.start()
         super().start()
@@ -147,6 +147,18 @@ class ClusterNode(BackgroundLoop):
                 await self.gw.store.forget_instance(self.instance_id)
             except Exception as exc:
                 logger.debug("could not leave the instance list: %s", exc)
+
+    def _bus_up(self) -> None:
+        """Subscribed to Redis (again): say hello, and read what was missed meanwhile from the store."""
+        self.links.notice("hello")
+        self.sync.resync_soon()
+
+    async def refresh_instances(self) -> None:
+        """Read the instance list now (a new instance said hello)."""
+        try:
+            await self._heartbeat()
+        except Exception as exc:
+            logger.debug("instance list not read: %s", exc)
 
     async def _loop(self) -> None:
         beats = 0

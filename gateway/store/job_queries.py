@@ -1,4 +1,5 @@
 """Blocking queries on the jobs table (run on the store thread)."""
+import contextlib
 import logging
 import math
 
@@ -58,29 +59,31 @@ def insert_job(m, fields, fetch=True, fence=None, seq_from=None):
 
     ``seq_from`` ("plain" or "front"): take ``seq`` from the cluster counter and, when the job has no
     explicit ``number``, derive it as ComfyUI does (``seq``, or ``-seq`` for front); the row then
-    returns as ``{"seq", "number"}`` without ``fetch``. ``fence``: insert only while that dispatcher
-    epoch holds the lease (the row says "sent to a worker"), else FencedError.
+    returns as ``{"seq", "number"}`` without ``fetch``. Counter and row are one transaction (one commit,
+    one log flush). ``fence``: insert only while that dispatcher epoch holds the lease (the row says
+    "sent to a worker"), else FencedError.
     """
     row = check_fields(m.Job, fields)
     row.setdefault("state", "queued")
     stamp = now()
     row.setdefault("created_at", stamp)
     row.setdefault("updated_at", stamp)
-    if seq_from is not None:
-        row["seq"] = cluster_queries.next_count(m)
-        if row.get("number") is None:
-            row["number"] = float(-row["seq"] if seq_from == "front" else row["seq"])
+    db = m.Job._meta.database
     sql, columns = _insert_statement(m.Job, fence is not None)
-    params = [f.db_value(row[f.name] if f.name in row else _default_of(f)) for f in columns]
-    if fence is not None:
-        params.append(fence)
     try:
-        count = m.Job._meta.database.execute_sql(sql, params).rowcount
+        with db.atomic() if seq_from is not None else contextlib.nullcontext():
+            if seq_from is not None:
+                row["seq"] = cluster_queries.next_count(m)
+                if row.get("number") is None:
+                    row["number"] = float(-row["seq"] if seq_from == "front" else row["seq"])
+            params = [f.db_value(row[f.name] if f.name in row else _default_of(f)) for f in columns]
+            if fence is not None:
+                params.append(fence)
+            if db.execute_sql(sql, params).rowcount == 0:
+                raise FencedError("dispatcher epoch %s no longer holds the lease" % fence)
     except IntegrityError as exc:
         raise DuplicateError("job already stored: %s"
                              % row.get("prompt_id")) from exc
-    if count == 0:
-        raise FencedError("dispatcher epoch %s no longer holds the lease" % fence)
     if fetch:
         return get_job(m, row["prompt_id"])
     return {"seq": row["seq"], "number": row.get("number")}

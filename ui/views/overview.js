@@ -6,6 +6,7 @@ import { h, setText, setChildren, fmtSeconds, fmtNumber, progressBar, setProgres
   shortId, showError, clearError } from "../dom.js";
 import { t, onLanguage } from "../i18n.js";
 import { state, on } from "../live.js";
+import { mountInstances } from "./instances.js";
 
 const ACTIVE = ["queued", "submitted", "running"];
 
@@ -50,6 +51,7 @@ export function mount(container, { navigate }) {
           h("a.link", { href: "#/jobs", "data-i18n": "all_jobs" })),
         runningList)));
   container.append(el);
+  const instances = mountInstances(el);
 
   let stats = null;
   let paused = null;
@@ -208,11 +210,13 @@ export function mount(container, { navigate }) {
       renderCounts();
       loadStats();
       loadDispatch();
+      instances.show();
       timer = setInterval(() => { loadStats(); loadDispatch(); }, 10000);
     },
     hide() {
       visible = false;
       clearInterval(timer);
+      instances.hide();
     },
   };
 }
