@@ -11,6 +11,8 @@ Phases, each compared within the run:
 * events: one client id connected to the dispatcher (same instance) and to a follower (cross-instance)
   at once; KSampler jobs sent through the dispatcher; every progress frame's arrival at the follower's
   client minus its arrival at the dispatcher's client (one clock) is what crossing instances adds.
+* uploads: upload latency with the bytes in the data folder (single instance: what a shared folder
+  costs on local disk) versus in MySQL (a follower), and the dispatcher's first use of such an upload.
 * takeover: --rounds times, a cluster of two with jobs flowing; kill -9 of the dispatcher; the time
   until the other instance says it dispatches, and until the first job it sends; then every job must
   have run exactly once (0 lost, 0 duplicated).
@@ -270,6 +272,50 @@ async def takeover_phase(root, session, args) -> list:
     return rows
 
 
+async def upload(session, url: str, data: bytes, name: str) -> tuple[float, dict]:
+    form = aiohttp.FormData()
+    form.add_field("image", data, filename=name, content_type="application/octet-stream")
+    started = time.perf_counter()
+    async with session.post(url + "/api/upload/image", data=form) as response:
+        body = await response.json()
+        assert response.status == 200, body
+    return (time.perf_counter() - started) * 1000, body
+
+
+async def uploads_phase(root, session, args) -> list:
+    """Upload latency where the bytes go: the local data folder (what a shared folder costs on local disk)
+    versus MySQL in parts (what every instance reaches); and the dispatcher's first use of an upload
+    another instance took (read back from MySQL, then sent to the worker)."""
+    sim = FakeComfy(node_seconds=0.001)
+    await sim.start()
+    database = Database()
+    rows = []
+    try:
+        pair = Cluster(root, session, database.env(args.lease))
+        await pair.start("a")
+        await pair.start("b")
+        await pair.register("a", [sim])
+        single = Cluster(root, session, {"GATEWAY_LOG_LEVEL": "WARNING"})
+        await single.start("q")
+        await single.register("q", [sim])
+        for megabytes in (1, 20, 90):
+            data = os.urandom(megabytes * 1024 * 1024)
+            local, _ = await upload(session, single.gateways["q"].url, data, f"local-{megabytes}.png")
+            shared, answer = await upload(session, pair.gateways["b"].url, data, f"shared-{megabytes}.png")
+            workflow = {"1": {"class_type": "LoadImage", "inputs": {"image": answer["name"]}},
+                        "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+            started = time.perf_counter()
+            _, job = await submit(session, pair.gateways["a"].url, workflow)
+            await wait_done(session, pair.gateways["a"].url, [job["prompt_id"]])
+            first_use = (time.perf_counter() - started) * 1000
+            rows.append((f"{megabytes} MB", f"{local:.0f}", f"{shared:.0f}", f"{first_use:.0f}"))
+        return rows
+    finally:
+        await sim.stop()
+        sim.cleanup()
+        database.drop()
+
+
 async def main(args) -> None:
     root = workdir("gw_bench_cluster_")
     async with aiohttp.ClientSession() as session:
@@ -283,6 +329,11 @@ async def main(args) -> None:
                   f"{args.event_jobs} KSampler jobs of 40 steps via a")
             print(table(["figure", "value"], [(k, f"{v:.2f}" if isinstance(v, float) else v)
                                               for k, v in figures.items()]))
+        if "uploads" in args.phases:
+            rows = await uploads_phase(root, session, args)
+            print("\nPOST /upload/image: bytes kept in the data folder (SQLite instance) vs in MySQL (cluster "
+                  "follower b); then a job on the dispatcher a using b's upload")
+            print(table(["size", "local folder ms", "MySQL ms", "first use on a ms"], rows))
         if "takeover" in args.phases:
             rows = await takeover_phase(root, session, args)
             print(f"\nkill -9 of the dispatcher, lease {args.lease:g} s (40 jobs, 2 workers, two instances)")
@@ -300,7 +351,7 @@ if __name__ == "__main__":
     parser.add_argument("--submits", type=int, default=300, help="submits per target")
     parser.add_argument("--rounds-submit", type=int, default=5)
     parser.add_argument("--event-jobs", type=int, default=20)
-    parser.add_argument("--phases", default="submit,events,takeover")
+    parser.add_argument("--phases", default="submit,events,uploads,takeover")
     try:
         asyncio.run(main(parser.parse_args()))
     finally:
