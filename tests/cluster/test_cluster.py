@@ -84,6 +84,24 @@ async def test_instances_share_workers_jobs_events_and_files(nodes, count):
                 assert response.status == 200
             assert (await nodes.get(name, f"/api/task/{job['prompt_id']}/status"))["status"] == "done"
 
+    # A worker changed or removed on any instance shows so on every instance.
+    last = names[-1]
+    status, _ = await nodes.request(last, "PATCH", f"/api/workers/{sims[0].worker_id}", json={"draining": True})
+    assert status == 200
+    await wait_everywhere(nodes, names, lambda workers: any(w["state"] == "draining" for w in workers))
+    status, _ = await nodes.request("b", "DELETE", f"/api/workers/{sims[1].worker_id}")
+    assert status == 200
+    await wait_everywhere(nodes, names, lambda workers: [w["id"] for w in workers] == [sims[0].worker_id])
+
+
+async def wait_everywhere(nodes, names, check, timeout: float = 5.0) -> None:
+    """Wait until check(workers listed by the instance) holds on every named instance."""
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while not check(await nodes.get(name, "/api/workers")):
+            assert time.monotonic() < deadline, f"{name}: {await nodes.get(name, '/api/workers')}"
+            await asyncio.sleep(0.05)
+
 
 async def test_dispatcher_killed_loses_nothing_and_runs_nothing_twice(nodes):
     await nodes.start("a", "b")
