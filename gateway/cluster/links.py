@@ -159,25 +159,14 @@ class ClusterLinks:
 
     def apply_worker(self, worker, status: dict, digest: str | None) -> None:
         """Take over the dispatcher's view of a worker (and its node list, when it changed)."""
-        registry = self.gw.registry
-        event = apply_status(worker, status)
-        registry.applying_remote = True
-        try:
-            registry.notify(worker, event)
-        finally:
-            registry.applying_remote = False
+        self.gw.registry.notify_remote(worker, apply_status(worker, status))
         if digest and digest != worker.object_info_hash:
             asyncio.ensure_future(self._load_node_list(worker, digest))
 
     async def _load_node_list(self, worker, digest: str) -> None:
         try:
             if await adopt_object_info(self.gw.store, worker, digest):
-                registry = self.gw.registry
-                registry.applying_remote = True
-                try:
-                    registry.notify(worker, "capabilities")
-                finally:
-                    registry.applying_remote = False
+                self.gw.registry.notify_remote(worker, "capabilities")
         except Exception as exc:
             logger.debug("could not load the node list of %s: %s", worker.name, exc)
 

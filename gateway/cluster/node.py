@@ -65,6 +65,7 @@ class ClusterNode(BackgroundLoop):
         self.links = ClusterLinks(gateway, self)
         self.sync = StoreSync(gateway, self)
         self._role_lock = asyncio.Lock()
+        self._stepping_down: asyncio.Task | None = None
         self._known_leader: tuple | None = None
 
     # ----- state for the API and the other parts ---------------------------------------------------
@@ -136,8 +137,8 @@ class ClusterNode(BackgroundLoop):
         """Hand the lease over at once, stop every loop, leave the instance list."""
         await self.lease.release()
         await self.lease.stop()
-        async with self._role_lock:
-            pass  # a takeover or hand-over under way ends first
+        if self._stepping_down is not None:
+            await self._stepping_down  # the hand-over under way ends first
         await super().stop()
         await self.sync.stop()
         if self.bus is not None:
@@ -211,7 +212,7 @@ class ClusterNode(BackgroundLoop):
     def _lost(self, reason: str) -> None:
         # Synchronously: from this moment nothing is sent or written under the old epoch.
         self.gw.jobs.fence = None
-        asyncio.ensure_future(self._step_down())
+        self._stepping_down = asyncio.ensure_future(self._step_down())
 
     async def _step_down(self) -> None:
         async with self._role_lock:

@@ -188,6 +188,14 @@ class WorkerRegistry:
             except Exception:  # a listener's bug must not stop the others
                 logger.exception("worker listener failed on %s", event)
 
+    def notify_remote(self, worker: Worker, event: str) -> None:
+        """Tell listeners about a change another instance made (they do not pass it on again)."""
+        self.applying_remote = True
+        try:
+            self.notify(worker, event)
+        finally:
+            self.applying_remote = False
+
     def all(self) -> list[Worker]:
         """Every worker, in id order."""
         return [self._workers[key] for key in sorted(self._workers)]
