@@ -31,10 +31,38 @@ def parse_args(argv=None):
     p.add_argument("--device-name", default=None)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--fleet", type=int, default=0,
+                   help="run this many simulators in this one process (ports --port, --port+1, ...; "
+                        "--port 0 picks free ones); their URLs go to --fleet-file, one per line")
+    p.add_argument("--fleet-file", default=None)
     return p.parse_args(argv)
 
 
+async def _serve_fleet(args) -> None:
+    """Many simulators in one process (benchmarks of a gateway with hundreds of workers)."""
+    sims = []
+    for index in range(args.fleet):
+        sim = FakeComfy(speed=args.speed, node_seconds=args.node_seconds,
+                        models=_models(args.models),
+                        data_dir=f"{args.data_dir}/sim{index}" if args.data_dir else None)
+        await sim.start(host=args.host, port=args.port + index if args.port else 0)
+        sims.append(sim)
+    if args.fleet_file:
+        with open(args.fleet_file + ".part", "w") as handle:
+            handle.write("".join(sim.url + "\n" for sim in sims))
+        import os
+        os.replace(args.fleet_file + ".part", args.fleet_file)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        for sim in sims:
+            await sim.stop()
+
+
 async def _serve(args) -> None:
+    if args.fleet:
+        await _serve_fleet(args)
+        return
     kwargs = {}
     if args.device_name:
         kwargs["device_name"] = args.device_name
