@@ -84,3 +84,16 @@ CREATE TABLE IF NOT EXISTS `settings` (
   `value` TEXT NOT NULL,                 -- JSON
   PRIMARY KEY (`key`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS `webhook_outbox` (
+  `id` INT NOT NULL AUTO_INCREMENT,
+  `prompt_id` VARCHAR(36) NOT NULL,
+  `url` VARCHAR(1024) NOT NULL,
+  `payload` LONGTEXT NOT NULL,           -- JSON: the body that is POSTed
+  `attempts` INT NOT NULL DEFAULT 0,
+  `next_attempt_at` DOUBLE NOT NULL,     -- epoch seconds of the next try
+  `last_error` VARCHAR(255) NULL,
+  `created_at` DOUBLE NOT NULL,
+  PRIMARY KEY (`id`),
+  KEY `webhook_outbox_next_attempt_at` (`next_attempt_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

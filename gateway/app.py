@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import re
@@ -22,14 +23,19 @@ from .clients.wiring import EventWiring
 from .cluster.shared_state import SharedState
 from .comfy_api import ComfyApi
 from .config import SETTINGS_BY_NAME, Settings
+from .clients.webhook_outbox import WebhookOutbox
 from .files.outputs import OutputIndex
 from .files.uploads import UploadService
-from .handlers import routes
+from .handlers import GatewayApplication, routes
 from .jobs.dispatch import Dispatcher
 from .jobs.service import JobService
 from .jobs.tracker import JobTracker
 from .scheduling.cost_model import CostModel
 from .scheduling.scheduler import Scheduler
+from .security import redaction
+from .security.files import private_dir, private_file
+from .security.hosts import HostRules, is_loopback_bind, parse_networks
+from .security.tokens import ADMIN_TOKEN_FILE, load_or_create_admin_token
 from .store.store import Store
 from .workers.client import WorkerClient, configure_http_client
 from .workers.connections import IdleConnections
@@ -38,7 +44,8 @@ from .workers.registry import WorkerRegistry
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY = 512 * 1024 * 1024
+MAX_BUFFER = 16 * 1024 * 1024  # bodies are streamed into handlers; the read buffer never holds more
+WS_MAX_MESSAGE = 1024 * 1024  # inbound WebSocket messages (clients send small JSON, if anything)
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
 
@@ -51,7 +58,10 @@ def open_store(settings: Settings) -> Store:
                                      "database": settings.mysql_database})
     if kind == "memory":
         return Store("sqlite", sqlite_path=":memory:")
-    return Store("sqlite", sqlite_path=str(settings.data_path / "gateway.sqlite3"))
+    path = settings.data_path / "gateway.sqlite3"
+    private_dir(settings.data_path)
+    private_file(path)  # SQLite gives its -wal and -shm files the database file's mode
+    return Store("sqlite", sqlite_path=str(path))
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -91,7 +101,13 @@ class Gateway:
         self.events: EventWiring | None = None
         self.comfy_api = ComfyApi(self)
         self.webhooks: WebhookSender | None = None
+        self.outbox: WebhookOutbox | None = None
         self.shared: SharedState | None = None
+        self.host_rules = HostRules(settings.host, settings.allowed_hosts, settings.allowed_origins)
+        self.trusted_networks = parse_networks(settings.trusted_proxies)
+        self._token_made = False
+        redaction.add_secrets(settings.admin_token, *settings.api_keys, settings.worker_auth_password,
+                              settings.mysql_password, settings.webhook_secret)
 
     def _make_client(self, worker) -> WorkerClient:
         def auth() -> tuple[str | None, str | None]:
@@ -120,10 +136,38 @@ class Gateway:
                 "jobs_queued": counts["queued"] + counts["submitted"], "jobs_running": counts["running"],
                 "paused": bool(self.dispatcher and self.dispatcher.paused)}
 
+    def admin_link(self) -> str:
+        """The admin page's address for a browser on this machine, with the admin token when one is set."""
+        host = self.settings.host
+        if host in ("", "0.0.0.0", "::", "*"):
+            host = "127.0.0.1"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        url = f"http://{host}:{self.port or self.settings.port}/"
+        return url + (f"?token={self.settings.admin_token}" if self.settings.admin_token else "")
+
+    def _ensure_admin_token(self) -> None:
+        """Bound beyond loopback without an admin token: make one (kept in the data folder, 0600)."""
+        if self.settings.admin_token or is_loopback_bind(self.settings.host):
+            return
+        token, self._token_made = load_or_create_admin_token(self.settings.data_path)
+        self.settings = dataclasses.replace(self.settings, admin_token=token)
+        redaction.add_secrets(token)
+        if not self._token_made:
+            logger.info("listening beyond loopback: the admin token is in %s (tray: Copy admin link)",
+                        self.settings.data_path / ADMIN_TOKEN_FILE)
+
+    def _announce_admin_link(self) -> None:
+        """Log the admin link once, when its token was just made (the only log line that holds a secret)."""
+        logger.warning("listening beyond loopback, so changes need the admin token; it was made now and kept "
+                       "in %s. Admin page: %s", self.settings.data_path / ADMIN_TOKEN_FILE, self.admin_link(),
+                       extra={"redacted": True})
+
     # ----- runtime settings -------------------------------------------------------------------------
     async def update_settings(self, changes: dict) -> Settings:
         """Apply and persist runtime settings (PATCH /api/settings)."""
         self.settings = self.settings.with_changes(changes)
+        redaction.add_secrets(self.settings.worker_auth_password)
         stored = await self.store.get_settings()
         overrides = dict(stored.get("runtime") or {})
         overrides.update({name: getattr(self.settings, name) for name in changes})
@@ -148,13 +192,14 @@ class Gateway:
     # ----- life cycle -------------------------------------------------------------------------------
     def make_app(self) -> tornado.web.Application:
         """The Tornado application with every route."""
-        return tornado.web.Application(routes(self), gateway=self, websocket_max_message_size=64 * 1024 * 1024,
-                                       compress_response=False, log_function=log_request)
+        return GatewayApplication(routes(self), gateway=self, websocket_max_message_size=WS_MAX_MESSAGE,
+                                  compress_response=False, log_function=log_request)
 
     async def start(self, sockets: list[socket.socket] | None = None) -> int:
         """Open the store, load state, start background work and listen; returns the port."""
         configure_http_client()
-        self.settings.data_path.mkdir(parents=True, exist_ok=True)
+        private_dir(self.settings.data_path)
+        self._ensure_admin_token()
         await self.store.open()
         await self._load_runtime_settings()
         await self.uploads.load()
@@ -167,7 +212,8 @@ class Gateway:
                                     self.tracker.on_queue, self.tracker.on_worker_lost)
         self.dispatcher.health = self.health
         self.events = EventWiring(self)
-        self.webhooks = WebhookSender(self.jobs)
+        self.outbox = WebhookOutbox(self.store, lambda: self.settings)
+        self.webhooks = WebhookSender(self.jobs, self.outbox)
         if self.settings.redis_url:
             self.shared = SharedState(self.settings.redis_url, self.settings.redis_prefix,
                                       lambda: self.settings.queue_cache_ttl_seconds)
@@ -177,8 +223,12 @@ class Gateway:
         self.events.start(recovered)
         self.dispatcher.start()
         self.health.start()
-        self.server = tornado.httpserver.HTTPServer(self.make_app(), xheaders=True, max_body_size=MAX_BODY,
-                                                    max_buffer_size=MAX_BODY)
+        self.outbox.start()  # one deliverer: with several instances, only the dispatcher's should call this
+        # No xheaders: X-Forwarded-*/X-Real-IP are read only from trusted_proxies (GatewayApplication).
+        # Handlers stream bodies and set their own limit; this one caps the few that do not (static files).
+        self.server = tornado.httpserver.HTTPServer(self.make_app(), xheaders=False,
+                                                    max_body_size=self.settings.max_json_body_size,
+                                                    max_buffer_size=MAX_BUFFER)
         if sockets is None:
             sockets = tornado.netutil.bind_sockets(self.settings.port, self.settings.host)
         self.server.add_sockets(sockets)
@@ -188,6 +238,8 @@ class Gateway:
         gc.freeze()
         logger.info("comfyui-gateway %s listening on http://%s:%d (store: %s)", __version__, self.settings.host,
                     self.port, self.settings.database_kind)
+        if self._token_made:
+            self._announce_admin_link()
         return self.port
 
     async def stop(self) -> None:
@@ -202,8 +254,8 @@ class Gateway:
         if self.events:
             await self.events.stop()
         await self.jobs.flush()
-        if self.webhooks:
-            await self.webhooks.stop()
+        if self.outbox:
+            await self.outbox.stop()
         if self.shared:
             await self.shared.stop()
         if self.server:

@@ -49,6 +49,8 @@ class UploadService:
     async def load(self) -> None:
         """Read the upload index from the store."""
         self.blob_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.blob_dir.glob("*.part"):  # a transfer cut off by a stop
+            stale.unlink(missing_ok=True)
         for row in await self.store.list_uploads():
             self._set((row["type"], row["subfolder"], row["name"]), row["sha256"])
 
@@ -76,29 +78,44 @@ class UploadService:
         return self.blob_dir / sha if sha else None
 
     async def save(self, data: bytes, filename: str, upload_type: str, subfolder: str, overwrite: bool) -> dict:
-        """Store an upload with ComfyUI's rename rules; returns {name, subfolder, type}."""
+        """Store an upload held in memory (a merged mask) with ComfyUI's rename rules."""
+        sha = await asyncio.get_running_loop().run_in_executor(None, _sha256, data)  # not on the event loop
+        return await self._keep(filename, upload_type, subfolder, overwrite, sha, len(data),
+                                lambda: _write_unless_present(self.blob_dir / sha, data))
+
+    async def save_file(self, path: Path, sha: str, size: int, filename: str, upload_type: str, subfolder: str,
+                        overwrite: bool) -> dict:
+        """Store an upload received into a temporary file (moved, never read again) with ComfyUI's rules."""
+        return await self._keep(filename, upload_type, subfolder, overwrite, sha, size,
+                                lambda: _move_unless_present(path, self.blob_dir / sha))
+
+    def incoming_dir(self) -> Path:
+        """Where uploads arrive before they are stored (same file system as the blobs: moved, not copied)."""
+        return self.blob_dir
+
+    async def _keep(self, filename: str, upload_type: str, subfolder: str, overwrite: bool, sha: str, size: int,
+                    put_blob) -> dict:
+        """Name the upload, put its bytes in place (put_blob runs on a thread) and record it."""
         if upload_type not in UPLOAD_TYPES:
             raise BadRequest(f"field 'type' must be one of {', '.join(UPLOAD_TYPES)}", extra={"field": "type"})
         sub = check_subfolder(subfolder)
         name = PurePosixPath(filename.replace("\\", "/")).name
         if not name or name in (".", ".."):
             raise ComfyError(400, b"")
-        loop = asyncio.get_running_loop()
-        sha = await loop.run_in_executor(None, _sha256, data)  # up to 100 MB: not on the event loop
         name = self._final_name(upload_type, sub, name, sha, overwrite)
         key = (upload_type, sub, name)
         previous = self._index.get(key)
         # Claim the name before any await, so a concurrent upload of other bytes gets "stem (1).ext".
         self._set(key, sha)
         try:
-            await loop.run_in_executor(None, _write_unless_present, self.blob_dir / sha, data)
+            await asyncio.get_running_loop().run_in_executor(None, put_blob)
             if previous != sha:
                 await self.store.add_upload({"sha256": sha, "type": upload_type, "subfolder": sub, "name": name,
-                                             "size": len(data), "created_at": time.time()})
+                                             "size": size, "created_at": time.time()})
         except BaseException:
             self._set(key, previous)
             raise
-        logger.info("upload %s/%s stored (%d bytes)", sub or ".", name, len(data))
+        logger.info("upload %s/%s stored (%d bytes)", sub or ".", name, size)
         return {"name": name, "subfolder": subfolder or "", "type": upload_type}
 
     def _final_name(self, upload_type: str, sub: str, name: str, sha: str, overwrite: bool) -> str:
@@ -167,6 +184,14 @@ def _write_unless_present(path: Path, data: bytes) -> None:
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")  # two uploads of one file may race
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def _move_unless_present(source: Path, path: Path) -> None:
+    """Move a received file into place, unless the same content is stored already (then drop it)."""
+    if path.exists():
+        source.unlink(missing_ok=True)
+        return
+    os.replace(source, path)
 
 
 def _multipart(boundary: str, fields: dict, file_field: str, filename: str, data: bytes) -> bytes:

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 import tornado.web
-import tornado.websocket
+
+from ..clients.relay import ws_frame
 
 from ..config import SETTINGS_BY_NAME
 from ..errors import BadRequest
@@ -103,13 +104,14 @@ class AdminEventsHandler(GatewaySocketHandler):
     """GET /api/events: a WebSocket of {"kind": "worker"|"job"|"summary", "data": ...} for the admin page."""
 
     def open(self) -> None:
+        self.bound_writes()
         self.gw.events.add_admin_listener(self._push)
         self._push("summary", self.gw.summary())
 
     def _push(self, kind: str, data: dict) -> None:
-        try:
-            self.write_message(json.dumps({"kind": kind, "data": data}))
-        except tornado.websocket.WebSocketClosedError:
+        # Whole frames into a bounded buffer (as /ws does): a page that stops reading is dropped, and
+        # a closed socket is simply forgotten, never a traceback per event.
+        if not self.write_frame(ws_frame(json.dumps({"kind": kind, "data": data}))):
             self.gw.events.remove_admin_listener(self._push)
 
     def on_close(self) -> None:
