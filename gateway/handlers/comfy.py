@@ -29,7 +29,10 @@ class QueueHandler(ComfyApiHandler):
         self.write_json(await self.api.queue())
 
     async def post(self) -> None:
-        await self.api.delete_from_queue(self.comfy_json())
+        body = self.comfy_json()
+        if isinstance(body, dict) and body.get("clear"):
+            self.require_admin("clearing the whole queue")
+        await self.api.delete_from_queue(body)
         self.write_empty()
 
 
@@ -39,13 +42,17 @@ class InterruptHandler(ComfyApiHandler):
             body = self.comfy_json()
         except ComfyError:
             body = None  # ComfyUI tolerates an invalid body here: it means a global interrupt
+        if not (isinstance(body, dict) and body.get("prompt_id")):
+            self.require_admin("interrupting every running job")
         await self.api.interrupt(body)
         self.write_empty()
 
 
 class FreeHandler(ComfyApiHandler):
     async def post(self) -> None:
-        await self.api.free(self.comfy_json())
+        body = self.comfy_json()
+        self.require_admin("freeing memory on every worker")
+        await self.api.free(body)
         self.write_empty()
 
 
@@ -69,7 +76,10 @@ class HistoryHandler(ComfyApiHandler):
         self.write_json(entries)
 
     async def post(self) -> None:
-        await self.api.history_post(self.comfy_json())
+        body = self.comfy_json()
+        if isinstance(body, dict) and (body.get("clear") or body.get("delete")):
+            self.require_admin("deleting history")
+        await self.api.history_post(body)
         self.write_empty()
 
 
