@@ -27,6 +27,7 @@ from .clients.webhook_outbox import WebhookOutbox
 from .files.outputs import OutputIndex
 from .files.uploads import UploadService
 from .handlers import GatewayApplication, routes
+from .jobs.admission import Admission
 from .jobs.dispatch import Dispatcher
 from .jobs.service import JobService
 from .jobs.tracker import JobTracker
@@ -93,6 +94,7 @@ class Gateway:
         self.uploads = UploadService(self.store, settings.data_path)
         self.outputs = OutputIndex(self.store)
         self.jobs = JobService(self.store, self.registry, self.scheduler, lambda: self.settings, self.uploads)
+        self.admission = Admission(self.jobs, lambda: self.settings)
         self.client_id = "comfyui-gateway"  # replaced by the stored id in start()
         self.dispatcher: Dispatcher | None = None
         self.tracker: JobTracker | None = None

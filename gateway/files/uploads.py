@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 
 from ..errors import BadRequest, ComfyError, WorkerBadAnswer
+from .worker_names import rewrite_inputs, worker_subfolder
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +144,16 @@ class UploadService:
                         wanted.append((sub, name, sha))
         return wanted
 
+    def _input_upload(self, value: str) -> tuple[str, str] | None:
+        """(name, sha) when an input value names an uploaded input file."""
+        sub, name = split_name(value)
+        sha = self._index.get(("input", sub, name))
+        return (name, sha) if sha else None
+
+    def for_worker(self, prompt: dict) -> dict:
+        """The prompt as a worker gets it: loader values point into the gateway's namespace there."""
+        return rewrite_inputs(prompt, self._input_upload)
+
     async def ensure_on_worker(self, job, worker) -> None:
         """Copy the job's uploaded inputs to the worker unless it already has the same bytes."""
         files = self.files_for(job.prompt)
@@ -151,11 +162,11 @@ class UploadService:
         lock = self._locks.setdefault(worker.id, asyncio.Lock())
         async with lock:
             placed = self._placed.setdefault(worker.id, {})
-            for sub, name, sha in files:
-                if placed.get((sub, name)) == sha:
+            for _, name, sha in files:
+                if placed.get((worker_subfolder(sha), name)) == sha:
                     continue
-                await self._push(worker, sub, name, sha)
-                placed[(sub, name)] = sha
+                await self._push(worker, worker_subfolder(sha), name, sha)
+                placed[(worker_subfolder(sha), name)] = sha
 
     def forget_worker(self, worker_id: int) -> None:
         """After a worker restart its files may be gone: upload again next time."""
@@ -164,13 +175,15 @@ class UploadService:
     async def _push(self, worker, sub: str, name: str, sha: str) -> None:
         data = await asyncio.get_running_loop().run_in_executor(None, (self.blob_dir / sha).read_bytes)
         boundary = uuid.uuid4().hex
+        # Into the gateway's own namespace on the worker (see worker_names): overwriting there replaces
+        # only bytes with the same hash, never a file of the worker's own.
         body = _multipart(boundary, {"type": "input", "subfolder": sub, "overwrite": "true"}, "image", name, data)
         response = await worker.client.request(
             "POST", "/upload/image", body=body,
             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
         if response.status != 200:
             raise WorkerBadAnswer(f"worker {worker.name} refused upload {name}: {response.status}")
-        logger.info("copied upload %s to %s", name, worker.name)
+        logger.info("copied upload %s to %s (%s)", name, worker.name, sub)
 
 
 def _sha256(data: bytes) -> str:

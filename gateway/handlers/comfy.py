@@ -20,7 +20,11 @@ class PromptHandler(ComfyApiHandler):
         self.write_json(self.api.prompt_info())
 
     async def post(self) -> None:
-        status, answer = await self.gw.jobs.submit(self.comfy_json())
+        body = self.comfy_json()
+        self.gw.admission.check(self.token)
+        status, answer = await self.gw.jobs.submit(body)
+        if status == 200:
+            self.gw.admission.track(answer["prompt_id"], self.token)
         self.write_json(answer, status)
 
 

@@ -193,8 +193,10 @@ class Dispatcher(BackgroundLoop):
             await self.uploads.ensure_on_worker(job, worker)
             payload = dict(job.body)
             payload.update({"client_id": self.client_id, "prompt_id": job.prompt_id})
+            prompt = job.prompt
             if self._settings().unique_output_names:
-                payload["prompt"] = tag_output_prefixes(job.prompt, worker.id)
+                prompt = tag_output_prefixes(prompt, worker.id)
+            payload["prompt"] = self.uploads.for_worker(prompt)
             response = await worker.client.request("POST", "/prompt", json_body=payload)
         except WorkerTimeout as exc:
             # The worker may have queued it and be slow to answer: let its next /queue decide.
