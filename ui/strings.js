@@ -110,6 +110,7 @@ export const EN = {
   password_set_placeholder: "set — type to replace",
   password_none_placeholder: "not set",
   remove_password: "Remove the saved password",
+  "hint.password_dropped": "The address moves to another host, port or scheme: the saved password stays behind. Enter it again if the new address needs it.",
   set: "set",
   not_set: "not set",
 
@@ -188,7 +189,7 @@ export const EN = {
   settings_readonly: "From the configuration",
   settings_readonly_hint: "Set in gateway.yaml, .env or the environment; a restart applies changes.",
   access_token: "Access token",
-  access_token_hint: "Only needed when the gateway requires an API key or admin token. Kept in this browser.",
+  access_token_hint: "Only needed when the gateway requires an API key or admin token. The gateway keeps it in a cookie of this browser that scripts cannot read; the tray's \"Copy admin link\" (or the link in the gateway log) does the same. Leave empty and save to forget it.",
   token: "Token",
   save_token: "Use token",
   token_saved: "Token saved.",
@@ -338,6 +339,7 @@ export const ZH = {
   password_set_placeholder: "已设置 — 输入以替换",
   password_none_placeholder: "未设置",
   remove_password: "删除已保存的密码",
+  "hint.password_dropped": "地址的主机、端口或协议已改变：已保存的密码不会随之转移。如新地址需要，请重新输入密码。",
   set: "已设置",
   not_set: "未设置",
 
@@ -416,7 +418,7 @@ export const ZH = {
   settings_readonly: "来自配置文件",
   settings_readonly_hint: "在 gateway.yaml、.env 或环境变量中设置；重启后生效。",
   access_token: "访问令牌",
-  access_token_hint: "仅当网关要求 API 密钥或管理令牌时需要。保存在本浏览器中。",
+  access_token_hint: "仅当网关要求 API 密钥或管理令牌时需要。网关将其保存在本浏览器的 Cookie 中，脚本无法读取；托盘的“复制管理链接”（或网关日志中的链接）效果相同。留空并保存即可清除。",
   token: "令牌",
   save_token: "使用令牌",
   token_saved: "令牌已保存。",

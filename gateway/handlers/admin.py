@@ -14,6 +14,8 @@ from ..config import SETTINGS_BY_NAME
 from ..errors import BadRequest
 from ..metrics import render_metrics
 from ..openapi import openapi_document
+from ..security.tokens import token_matches
+from . import guard
 from .base import BaseHandler, GatewaySocketHandler
 
 
@@ -130,11 +132,49 @@ class NotFoundHandler(BaseHandler):
             self.finish()
 
 
+# The admin page loads only its own files; it cannot be framed (clickjacking), and types are not guessed.
+CSP = ("default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
 class UiHandler(tornado.web.StaticFileHandler):
-    """The admin page; no caching of HTML/JS so an upgraded gateway shows its new page."""
+    """The admin page; no caching of HTML/JS so an upgraded gateway shows its new page.
+
+    ``/?token=T`` (the admin link) stores T in an HttpOnly, SameSite=Strict cookie and sends the
+    browser on to ``/`` without it, so the token leaves the address bar at once and scripts never
+    see it; ``/?token=`` removes the cookie.
+    """
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", CSP)
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
 
     def set_extra_headers(self, path: str) -> None:
         self.set_header("Cache-Control", "no-cache")
+
+    async def get(self, path: str, include_body: bool = True) -> None:
+        token = self.get_query_argument("token", None) if self.request.path == "/" else None
+        if token is None:
+            await super().get(path, include_body)
+            return
+        gw = self.application.settings["gateway"]
+        name = guard.cookie_name(self)
+        if not token:
+            self.clear_cookie(name, path="/")
+        elif token_matches(token, gw.settings.api_keys + ((gw.settings.admin_token,) if gw.settings.admin_token
+                                                          else ())):
+            self.set_cookie(name, token, path="/", httponly=True, samesite="Strict",
+                            secure=self.request.protocol == "https", expires_days=365)
+        else:
+            self.set_status(401)
+            self.set_header("Content-Type", "application/json; charset=utf-8")
+            self.finish(json.dumps({"error": {"type": "unauthorized", "message":
+                                              "the token in this link is not valid for this gateway"}}))
+            return
+        self.set_header("Cache-Control", "no-store")
+        self.redirect("/", status=303)
 
 
 def admin_routes(ui_dir: Path) -> list:

@@ -12,7 +12,7 @@ from ..security.hosts import forwarded_client
 from ..security.tokens import token_matches, well_formed
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-COOKIE = "gateway_token"  # HttpOnly, SameSite=Strict: set from the admin link's ?token=
+COOKIE = "gateway_token"  # HttpOnly, SameSite=Strict: set from the admin link's ?token= (see cookie_name)
 MULTIPART_ALLOWANCE = 1024 * 1024  # an upload's form fields and part headers on top of the file
 
 
@@ -50,9 +50,14 @@ def presented_token(handler) -> str | None:
         if token is not None and not well_formed(token):
             raise Unauthorized("the api_key is malformed (tokens are printable ASCII)")
     if token is None:
-        cookie = handler.get_cookie(COOKIE)
+        cookie = handler.get_cookie(cookie_name(handler))
         token = cookie if well_formed(cookie) else None
     return token
+
+
+def cookie_name(handler) -> str:
+    """The admin page's cookie, per port: cookies ignore ports, and two gateways may share a host."""
+    return f"{COOKIE}_{handler.application.settings['gateway'].port}"
 
 
 def key_scope(settings, token: str | None) -> bool:
