@@ -121,15 +121,24 @@ class AdminEventsHandler(GatewaySocketHandler):
 
 
 class NotFoundHandler(BaseHandler):
-    """Unknown paths: the JSON error under /api, an empty 404 elsewhere (as ComfyUI's aiohttp does)."""
+    """Unknown paths: the JSON error under /api, an empty 404 elsewhere (as ComfyUI's aiohttp does).
+
+    Answered after the (bounded) body, so the connection stays usable for the client's next request.
+    """
+
+    json_routes = False
 
     def prepare(self) -> None:
+        self.open_body()
+
+    def _not_found(self, *args) -> None:
         if self.request.path.startswith("/api/"):
-            self.set_status(404)
             self.write_json({"error": {"type": "not_found", "message": f"no route {self.request.path}"}}, 404)
         else:
             self.set_status(404)
             self.finish()
+
+    get = head = post = put = patch = delete = options = _not_found
 
 
 # The admin page loads only its own files; it cannot be framed (clickjacking), and types are not guessed.

@@ -78,6 +78,7 @@ class BaseHandler(tornado.web.RequestHandler):
     _body_size = 0
     _body_limit = 0
     _body_refused = False
+    _body_open = False  # prepare() passed: Tornado reads the body next (an earlier answer ends the connection)
 
     @property
     def gw(self):
@@ -106,13 +107,19 @@ class BaseHandler(tornado.web.RequestHandler):
             guard.require_admin(settings, self.token, "this change")
         elif not guard.key_scope(settings, self.token):
             raise Unauthorized("an API key is required (Authorization: Bearer KEY or ?api_key=KEY)")
-        self._body_limit = self.body_limit()
-        guard.check_size(request, self._body_limit, "request body")
         if self.json_routes and request.method not in guard.READ_METHODS:
             guard.check_json_type(request)
+        self.open_body()
+
+    def open_body(self) -> None:
+        """Check the declared size and get ready for the body (the last step of prepare)."""
+        request = self.request
+        self._body_limit = self.body_limit()
+        guard.check_size(request, self._body_limit, "request body")
         # Tornado's own limit a little above ours, so a chunked body over it gets our 413 first.
         request.connection.set_max_body_size(self._body_limit + guard.MULTIPART_ALLOWANCE)
         self.start_body()
+        self._body_open = True
 
     def start_body(self) -> None:
         """Get ready to receive the body (after the guard passed); the default keeps it in memory."""
@@ -180,6 +187,10 @@ class BaseHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(data))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if not self._body_open:
+            # Refused from the head alone: the body (if any) is never read, so the connection ends
+            # after this answer; saying so keeps clients from sending the next request on it.
+            self.set_header("Connection", "close")
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, ComfyError):
             self._write_comfy_error(exc)

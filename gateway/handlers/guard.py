@@ -27,7 +27,7 @@ def check_site(gw, request) -> None:
         raise Forbidden(f"Host {host!r} is not one of this gateway's names; add it to allowed_hosts "
                         "(GATEWAY_ALLOWED_HOSTS) if it should be")
     origin = request.headers.get("Origin")
-    if not rules.origin_allowed(host, origin):
+    if not rules.origin_allowed(host, origin, request.protocol):
         raise Forbidden(f"requests from the page at {origin!r} are refused; add it to allowed_origins "
                         "(GATEWAY_ALLOWED_ORIGINS) if it should be allowed")
 

@@ -87,8 +87,8 @@ class HostRules:
         # attack needs a name of its own, never an IP literal of this machine).
         return self.wildcard and _is_local_address(name)
 
-    def origin_allowed(self, host: str | None, origin: str | None) -> bool:
-        """True when no Origin is sent, or it is the gateway itself (same host and port) or allowed."""
+    def origin_allowed(self, host: str | None, origin: str | None, scheme: str = "http") -> bool:
+        """True when no Origin is sent, or it is the gateway itself (same scheme, host and port) or allowed."""
         if origin is None:
             return True
         origin = origin.strip().rstrip("/").lower()
@@ -99,8 +99,8 @@ class HostRules:
             origin_host, origin_port = (parts.hostname or ""), parts.port
         except ValueError:
             return False
-        if parts.scheme not in ("http", "https") or not origin_host:
-            return False  # "null" (sandboxed frames, file://) and anything odd
+        if parts.scheme != scheme or not origin_host:
+            return False  # another scheme, "null" (sandboxed frames, file://) and anything odd
         mine = split_host(host)
         if mine is None:
             return False
