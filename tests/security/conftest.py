@@ -1,28 +1,9 @@
-"""The gateway as its own process, with the settings a test asks for, and a raw HTTP helper."""
+"""A raw HTTP helper for the security tests (the gateway process fixture, start_gateway, is in tests/)."""
 
 from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from tests.harness import GatewayProcess
-
-
-@pytest.fixture
-async def start_gateway(tmp_path):
-    """start_gateway(env, host=...) -> a started GatewayProcess (python -m gateway); all stopped at the end."""
-    started: list[GatewayProcess] = []
-
-    async def start(env: dict | None = None, host: str = "127.0.0.1", name: str = "gw") -> GatewayProcess:
-        proc = GatewayProcess(tmp_path / name, env={"GATEWAY_DATABASE": "sqlite", **(env or {})}, host=host)
-        started.append(proc)
-        return await proc.start()
-
-    yield start
-    for proc in started:
-        if proc.proc.returncode is None:
-            await proc.terminate()
 
 
 async def raw_exchange(port: int, head: bytes, body: bytes = b"", read_timeout: float = 10.0) -> bytes:
