@@ -38,12 +38,16 @@ class GatewaySocketHandler(tornado.websocket.WebSocketHandler):
             self.token = guard.presented_token(self)
             if not guard.key_scope(self.gw.settings, self.token):
                 raise Unauthorized("an API key is required (Authorization: Bearer KEY or ?api_key=KEY)")
+            self.admit()
         except GatewayError as exc:
             self.set_status(exc.status)
             self.set_header("Content-Type", "application/json; charset=utf-8")
             self.finish(json.dumps(exc.to_json()))
             return
         return await super().get(*args, **kwargs)
+
+    def admit(self) -> None:
+        """A socket's own rule after the checks above (raise a GatewayError to refuse the upgrade)."""
 
     def bound_writes(self) -> None:
         """Past CLIENT_BUFFER_LIMIT unsent bytes the stream refuses writes: the client is not reading."""

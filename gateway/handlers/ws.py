@@ -7,10 +7,9 @@ import logging
 import uuid
 
 from ..clients.relay import ClientConnection
-from ..errors import GatewayError
+from ..errors import Conflict
 from ..jobs.model import RUNNING
 from ..security.tokens import token_matches
-from . import guard
 from .base import GatewaySocketHandler
 
 logger = logging.getLogger(__name__)
@@ -21,18 +20,13 @@ class ClientSocketHandler(GatewaySocketHandler):
 
     conn: ClientConnection | None = None
 
-    async def get(self, *args, **kwargs):
+    def admit(self) -> None:
         sid = self.get_query_argument("clientId", None)
         current = self.gw.hub.get(sid) if sid else None
         if current is not None and self.gw.settings.api_keys and not token_matches(
-                guard_token(self), (current.key,) if current.key else ()):
+                self.token, (current.key,) if current.key else ()):
             # With API keys on, a connected client id is taken over only by a socket with the same key.
-            self.set_status(409)
-            self.set_header("Content-Type", "application/json; charset=utf-8")
-            self.finish(json.dumps({"error": {"type": "client_id_in_use", "message":
-                                              "this clientId is connected with another API key"}}))
-            return
-        return await super().get(*args, **kwargs)
+            raise Conflict("this clientId is connected with another API key", type="client_id_in_use")
 
     def open(self) -> None:
         sid = self.get_query_argument("clientId", None) or uuid.uuid4().hex
@@ -66,14 +60,6 @@ class ClientSocketHandler(GatewaySocketHandler):
     def on_close(self) -> None:
         if self.conn is not None:
             self.gw.hub.unregister(self.conn)
-
-
-def guard_token(handler) -> str | None:
-    """The token of a socket request, or None when it is malformed (the upgrade then answers 401)."""
-    try:
-        return guard.presented_token(handler)
-    except GatewayError:
-        return None
 
 
 def ws_routes() -> list:
