@@ -347,9 +347,9 @@ async def _read_body(answer: Answer, timeout: float | None, step, until_close: b
                     raise WorkerUnavailable("the worker closed the connection before the end of its answer")
                 parser.feed(data)
                 body += parser.take_body()
+                if len(body) > MAX_BODY:
+                    raise WorkerBadAnswer("the worker's answer is too long to be read whole")
         except BadAnswer as exc:
             raise WorkerBadAnswer(f"the worker's answer is not acceptable HTTP: {exc}") from None
-    if len(body) > MAX_BODY:
-        raise WorkerBadAnswer("the worker's answer is too long to be read whole")
     answer.consumed = parser.complete and not parser.extra and not until_close
     return bytes(body)
