@@ -120,6 +120,9 @@ def normalize_url(raw: Any) -> tuple[str, str | None, str | None]:
     if len(text) > 512 or not text.isprintable() or any(c.isspace() for c in text):
         raise BadRequest("field 'url' must be a URL without spaces, e.g. http://127.0.0.1:8188",
                          extra={"field": "url"})
+    if not text.isascii():
+        raise BadRequest("field 'url' must be ASCII (percent-encode other characters, use the punycode of a "
+                         "host name)", extra={"field": "url"})
     if "://" not in text:
         text = "http://" + text
     parts = urlsplit(text)
