@@ -12,6 +12,8 @@ const FIELDS = [
   { name: "queue_cache_ttl_seconds", kind: "number", min: 0.1, step: "any", unit: "s", group: "limits" },
   { name: "default_max_queue", kind: "number", min: 1, step: 1, group: "limits" },
   { name: "max_retries", kind: "number", min: 0, step: 1, group: "limits" },
+  { name: "max_queued", kind: "number", min: 0, step: 1, group: "limits" },
+  { name: "max_queued_per_key", kind: "number", min: 0, step: 1, group: "limits" },
 ];
 
 /** Which field a settings error is about: error.field, else the setting named in the message. */
