@@ -18,7 +18,9 @@ _QUERY = re.compile(r"(?i)((?:api_key|token|access_token|admin_token|password|pa
 # Authorization / Cookie header values, as Tornado, curl or a repr of a headers dict prints them.
 _HEADER = re.compile(r"(?i)((?:authorization|proxy-authorization|cookie|set-cookie|x-api-key)['\"]?\s*[:=]\s*['\"]?)"
                      r"[^'\"\r\n,}]+")
-_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{4,}")
+# "Bearer <token>" / "Basic <base64>" in text; a token looks like one (a digit or =+/_- in it), so that
+# words such as "basic authentication" stay readable. Configured secrets are masked whatever they look like.
+_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+(?=[A-Za-z]*[0-9=+/_-])[A-Za-z0-9._~+/=-]{6,}")
 # user:password@ in URLs.
 _USERINFO = re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@/\s]+@")
 
@@ -29,7 +31,7 @@ _known_lock = threading.Lock()
 def add_secrets(*values: str | None) -> None:
     """Remember secret values (tokens, passwords) so any text that contains them is masked."""
     with _known_lock:
-        _known.update(v for v in values if isinstance(v, str) and len(v) >= 4)
+        _known.update(v for v in values if isinstance(v, str) and len(v) >= 6)  # shorter: too many false hits
 
 
 def redact(text: str) -> str:
