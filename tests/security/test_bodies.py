@@ -75,7 +75,8 @@ async def test_uploads_stream_to_a_file_within_the_limit_and_leave_nothing_behin
             assert response.status == 200 and (await response.json())["name"] == "small.png"
         big = aiohttp.FormData()
         big.add_field("image", b"\0" * (3 * MB), filename="big.png", content_type="image/png")
-        async with session.post(gw.url + "/upload/image", data=big) as response:
+        # With Expect: 100-continue the client waits: the 413 comes instead of the go-ahead, no byte is sent.
+        async with session.post(gw.url + "/upload/image", data=big, expect100=True) as response:
             assert response.status == 413 and (await response.json())["error"]["type"] == "payload_too_large"
         # The same, streamed without a length: cut off while it arrives, its temporary file removed.
         async def chunks():
