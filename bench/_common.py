@@ -105,20 +105,26 @@ class Sim:
 
 
 class GatewayProc:
-    """The gateway (python -m gateway) in its own process, with a fresh data dir (SQLite)."""
+    """The gateway (python -m gateway) in its own process, with a fresh data dir (SQLite).
 
-    def __init__(self, workdir: Path, env: dict | None = None):
+    root: run the gateway's code from another tree (an older version, for a side-by-side comparison;
+    e.g. `git worktree add /tmp/base main`); name keeps two gateways of one bench apart.
+    """
+
+    def __init__(self, workdir: Path, env: dict | None = None, root: Path | None = None, name: str = "gateway"):
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
-        self.data_dir = workdir / "gateway_data"
-        cwd = workdir / "gateway_cwd"  # empty: no gateway.yaml or .env of the repo is picked up
+        self.data_dir = workdir / f"{name}_data"
+        cwd = workdir / f"{name}_cwd"  # empty: no gateway.yaml or .env of the repo is picked up
         cwd.mkdir()
         base = {"GATEWAY_DATABASE": "sqlite"}  # every other setting at its default
+        if root is not None:
+            base["PYTHONPATH"] = str(root)
         base.update(env or {})
         profile = os.environ.get("BENCH_PROFILE_GATEWAY")  # a file: run the gateway under cProfile
         prefix = [PYTHON, "-m", "cProfile", "-o", profile] if profile else [PYTHON]
         self.proc = spawn([*prefix, "-m", "gateway", "--host", HOST, "--port", str(self.port),
-                           "--data-dir", str(self.data_dir), "--no-tray"], workdir / "gateway.log", cwd, base)
+                           "--data-dir", str(self.data_dir), "--no-tray"], workdir / f"{name}.log", cwd, base)
 
     @property
     def pid(self) -> int:

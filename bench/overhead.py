@@ -27,6 +27,7 @@ import statistics
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import aiohttp
 from _common import (
@@ -95,13 +96,13 @@ async def post_prompt(session: aiohttp.ClientSession, url: str, body: dict) -> f
     return time.perf_counter() - t0
 
 
-async def bench_submit(direct: aiohttp.ClientSession, via: aiohttp.ClientSession, sim: Sim, gw: GatewayProc,
-                       n: int, warmup: int) -> dict:
-    """Latency samples (seconds) per path."""
+async def bench_submit(direct: aiohttp.ClientSession, via: dict, sim: Sim, n: int, warmup: int) -> dict:
+    """Latency samples (seconds) per path: direct to the simulator, and through each gateway in `via`
+    ({path name: (session, gateway)})."""
     rng = random.Random(1)
-    samples = {"direct": [], "gateway": []}
+    samples = {"direct": [], **{name: [] for name in via}}
     for i in range(warmup + n):
-        order = ["direct", "gateway"]
+        order = list(samples)
         rng.shuffle(order)
         for path in order:
             wf = sample_workflow(size=64)
@@ -110,7 +111,8 @@ async def bench_submit(direct: aiohttp.ClientSession, via: aiohttp.ClientSession
                 took = await post_prompt(direct, sim.url, {"prompt": wf, "client_id": "bench-direct",
                                                            "prompt_id": str(uuid.uuid4())})
             else:
-                took = await post_prompt(via, gw.url, {"prompt": wf, "client_id": "bench-gw"})
+                session, gateway = via[path]
+                took = await post_prompt(session, gateway.url, {"prompt": wf, "client_id": "bench-gw"})
             if i >= warmup:
                 samples[path].append(took)
     return samples
@@ -205,13 +207,25 @@ async def main(args) -> None:
     work = workdir("bench_overhead_")
     sim = Sim(work, node_seconds=1.0)  # queued jobs never run: only the first, long one does
     gw = GatewayProc(work)
+    # A second gateway from another tree (an older version) with a simulator of its own, measured in
+    # the same interleaved rounds: "before and after" side by side in one run.
+    base = (Sim(work, node_seconds=1.0), GatewayProc(work, root=args.baseline_root, name="baseline")) \
+        if args.baseline_root else None
     conn = dict(limit=1, force_close=False)
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(timeout=timeout) as admin, \
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(**conn), timeout=timeout) as direct, \
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(**conn), timeout=timeout) as via:
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(**conn), timeout=timeout) as via, \
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(**conn), timeout=timeout) as via_base:
         await wait_http(admin, sim.url + "/system_stats", sim.proc)
         await wait_http(admin, gw.url + "/healthz", gw.proc)
+        gateways = {"gateway": (via, gw)}
+        if base:
+            await wait_http(admin, base[0].url + "/system_stats", base[0].proc)
+            await wait_http(admin, base[1].url + "/healthz", base[1].proc)
+            await post_prompt(admin, base[0].url, {"prompt": slow_workflow(3600, node_seconds=1.0)})
+            await register_workers(admin, base[1].url, [base[0]], max_queue=1000)
+            gateways["baseline"] = (via_base, base[1])
         for name, size in (("big50.bin", 50 * MB), ("big200.bin", 200 * MB)):
             write_file(sim.output_dir / name, size)
         # One job long enough to outlast the bench, so the others only queue.
@@ -222,12 +236,12 @@ async def main(args) -> None:
         # Downloads first, while the worker holds one job: after the submit phase it holds hundreds,
         # and the gateway's health check then reads (and the simulator writes) a /queue of megabytes
         # every 2 s, which would be measured along with the downloads.
-        down = await bench_download(direct, sim, gw, args.rounds)
-        samples = await bench_submit(direct, via, sim, gw, args.n, args.warmup)
+        down = await bench_download(direct, sim, gw, args.rounds) if args.rounds else None
+        samples = await bench_submit(direct, gateways, sim, args.n, args.warmup)
 
     ms = {k: [v * 1000 for v in vals] for k, vals in samples.items()}
     rows = []
-    for path in ("direct", "gateway"):
+    for path in ms:
         v = ms[path]
         thirds = [statistics.median(v[i * len(v) // 3:(i + 1) * len(v) // 3]) for i in range(3)]
         rows.append([path, len(v), f"{statistics.median(v):.2f}", f"{percentile(v, 90):.2f}",
@@ -239,6 +253,14 @@ async def main(args) -> None:
     print(f"POST /prompt latency, ms (sequential, keep-alive, interleaved; {args.warmup} warm-up pairs dropped)")
     print(table(["path", "n", "median", "p90", "p99", "mean", "median by thirds of the run"], rows))
     print(f"added by the gateway: median {added_med:+.2f} ms, p90 {added_p90:+.2f} ms   (target < 2 ms)")
+    if "baseline" in ms:
+        print(f"added by the baseline gateway ({args.baseline_root}): median "
+              f"{statistics.median(ms['baseline']) - statistics.median(ms['direct']):+.2f} ms, p90 "
+              f"{percentile(ms['baseline'], 90) - percentile(ms['direct'], 90):+.2f} ms")
+    if down is None:
+        print()
+        print("re-run:", rerun_line())
+        return
 
     mbps = down["mbps"]
     print()
@@ -269,7 +291,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=300, help="submissions per path (default 300)")
     parser.add_argument("--warmup", type=int, default=20, help="warm-up pairs, not counted (default 20)")
-    parser.add_argument("--rounds", type=int, default=8, help="50 MB download rounds per client and path (default 8)")
+    parser.add_argument("--rounds", type=int, default=8,
+                        help="50 MB download rounds per client and path (default 8; 0 skips the downloads)")
+    parser.add_argument("--baseline-root", type=Path, default=None,
+                        help="also submit through a gateway run from this tree (e.g. a worktree of main), "
+                             "interleaved with the others: before and after in one run")
     try:
         asyncio.run(main(parser.parse_args()))
     finally:

@@ -148,3 +148,17 @@ CREATE TABLE IF NOT EXISTS `upload_blobs` (
   PRIMARY KEY (`id`),
   UNIQUE KEY `upload_blobs_sha256_part` (`sha256`, `part`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Webhook notifications not yet delivered (kept across restarts; sent by the dispatcher).
+CREATE TABLE IF NOT EXISTS `webhook_outbox` (
+  `id` INT NOT NULL AUTO_INCREMENT,
+  `prompt_id` VARCHAR(36) NOT NULL,
+  `url` VARCHAR(1024) NOT NULL,
+  `payload` LONGTEXT NOT NULL,           -- JSON: the body that is POSTed
+  `attempts` INT NOT NULL DEFAULT 0,
+  `next_attempt_at` DOUBLE NOT NULL,     -- epoch seconds of the next try
+  `last_error` VARCHAR(255) NULL,
+  `created_at` DOUBLE NOT NULL,
+  PRIMARY KEY (`id`),
+  KEY `webhook_outbox_next_attempt_at` (`next_attempt_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import re
@@ -23,14 +24,21 @@ from .cluster.node import ClusterNode
 from .cluster.shared_state import SharedState
 from .comfy_api import ComfyApi
 from .config import SETTINGS_BY_NAME, Settings
+from .clients.webhook_outbox import WebhookOutbox
 from .files.outputs import OutputIndex
 from .files.uploads import UploadService
-from .handlers import routes
+from .handlers import GatewayApplication, routes
+from .jobs.admission import Admission
 from .jobs.dispatch import Dispatcher
 from .jobs.service import JobService
 from .jobs.tracker import JobTracker
 from .scheduling.cost_model import CostModel
 from .scheduling.scheduler import Scheduler
+from .security import redaction
+from .security.files import private_dir, private_file
+from .security.hosts import HostRules, is_loopback_bind, parse_networks
+from .security.files import write_private
+from .security.tokens import ADMIN_TOKEN_FILE, load_or_create_admin_token, well_formed
 from .store.store import Store
 from .workers.client import WorkerClient, configure_http_client
 from .workers.connections import IdleConnections
@@ -40,7 +48,8 @@ from .workers.replication import adopt_object_info, apply_status
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY = 512 * 1024 * 1024
+MAX_BUFFER = 16 * 1024 * 1024  # bodies are streamed into handlers; the read buffer never holds more
+WS_MAX_MESSAGE = 1024 * 1024  # inbound WebSocket messages (clients send small JSON, if anything)
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
 
@@ -53,7 +62,10 @@ def open_store(settings: Settings) -> Store:
                                      "database": settings.mysql_database})
     if kind == "memory":
         return Store("sqlite", sqlite_path=":memory:")
-    return Store("sqlite", sqlite_path=str(settings.data_path / "gateway.sqlite3"))
+    path = settings.data_path / "gateway.sqlite3"
+    private_dir(settings.data_path)
+    private_file(path)  # SQLite gives its -wal and -shm files the database file's mode
+    return Store("sqlite", sqlite_path=str(path))
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -85,6 +97,7 @@ class Gateway:
         self.uploads = UploadService(self.store, settings.data_path)
         self.outputs = OutputIndex(self.store)
         self.jobs = JobService(self.store, self.registry, self.scheduler, lambda: self.settings, self.uploads)
+        self.admission = Admission(self.jobs, lambda: self.settings)
         self.client_id = "comfyui-gateway"  # replaced by the stored id in start()
         self._stored_at_start: dict = {}
         self.dispatcher: Dispatcher | None = None
@@ -94,7 +107,14 @@ class Gateway:
         self.events: EventWiring | None = None
         self.comfy_api = ComfyApi(self)
         self.webhooks: WebhookSender | None = None
+        self.outbox: WebhookOutbox | None = None
         self.shared: SharedState | None = None
+        self.host_rules = HostRules(settings.host, settings.allowed_hosts, settings.allowed_origins)
+        self.trusted_networks = parse_networks(settings.trusted_proxies)
+        self._token_made = False
+        self._token_generated = False  # the admin token was made by a gateway, not configured
+        redaction.add_secrets(settings.admin_token, *settings.api_keys, settings.worker_auth_password,
+                              settings.mysql_password, settings.webhook_secret)
         self.cluster = ClusterNode(self)
         clustered = self.cluster.clustered
         self.uploads.shared = clustered
@@ -127,10 +147,52 @@ class Gateway:
                 "jobs_queued": counts["queued"] + counts["submitted"], "jobs_running": counts["running"],
                 "paused": bool(self.dispatcher and self.dispatcher.paused)}
 
+    def admin_link(self) -> str:
+        """The admin page's address for a browser on this machine, with the admin token when one is set."""
+        host = self.settings.host
+        if host in ("", "0.0.0.0", "::", "*"):
+            host = "127.0.0.1"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        url = f"http://{host}:{self.port or self.settings.port}/"
+        return url + (f"?token={self.settings.admin_token}" if self.settings.admin_token else "")
+
+    def _ensure_admin_token(self) -> None:
+        """Bound beyond loopback without an admin token: make one (kept in the data folder, 0600)."""
+        if self.settings.admin_token or is_loopback_bind(self.settings.host):
+            return
+        token, self._token_made = load_or_create_admin_token(self.settings.data_path)
+        self._token_generated = True
+        self.settings = dataclasses.replace(self.settings, admin_token=token)
+        redaction.add_secrets(token)
+        if not self._token_made:
+            logger.info("listening beyond loopback: the admin token is in %s (tray: Copy admin link)",
+                        self.settings.data_path / ADMIN_TOKEN_FILE)
+
+    async def _share_admin_token(self) -> None:
+        """A cluster shares one generated admin token (kept with its settings), so a link or cookie from any
+        instance works on every instance, and requests passed to the dispatcher keep working."""
+        if not (self.cluster.clustered and self._token_generated):
+            return
+        stored = (await self.store.get_settings()).get("admin_token")
+        if not well_formed(stored):
+            await self.store.set_settings({"admin_token": self.settings.admin_token})
+        elif stored != self.settings.admin_token:
+            self.settings = dataclasses.replace(self.settings, admin_token=stored)
+            redaction.add_secrets(stored)
+            write_private(self.settings.data_path / ADMIN_TOKEN_FILE, stored + "\n")
+
+    def _announce_admin_link(self) -> None:
+        """Log the admin link once, when its token was just made (the only log line that holds a secret)."""
+        logger.warning("listening beyond loopback, so changes need the admin token; it was made now and kept "
+                       "in %s. Admin page: %s", self.settings.data_path / ADMIN_TOKEN_FILE, self.admin_link(),
+                       extra={"redacted": True})
+
     # ----- runtime settings -------------------------------------------------------------------------
     async def update_settings(self, changes: dict) -> Settings:
         """Apply and persist runtime settings (PATCH /api/settings); other instances follow."""
         self.settings = self.settings.with_changes(changes)
+        redaction.add_secrets(self.settings.worker_auth_password)
         stored = await self.store.get_settings()
         overrides = dict(stored.get("runtime") or {})
         overrides.update({name: getattr(self.settings, name) for name in changes})
@@ -174,14 +236,16 @@ class Gateway:
     # ----- life cycle -------------------------------------------------------------------------------
     def make_app(self) -> tornado.web.Application:
         """The Tornado application with every route."""
-        return tornado.web.Application(routes(self), gateway=self, websocket_max_message_size=64 * 1024 * 1024,
-                                       compress_response=False, log_function=log_request)
+        return GatewayApplication(routes(self), gateway=self, websocket_max_message_size=WS_MAX_MESSAGE,
+                                  compress_response=False, log_function=log_request)
 
     async def start(self, sockets: list[socket.socket] | None = None) -> int:
         """Open the store, load state, join the cluster (or take the lease alone) and listen; returns the port."""
         configure_http_client()
-        self.settings.data_path.mkdir(parents=True, exist_ok=True)
+        private_dir(self.settings.data_path)
+        self._ensure_admin_token()
         await self.store.open()
+        await self._share_admin_token()
         await self._load_runtime_settings()
         await self.uploads.load()
         if sockets is None:
@@ -201,7 +265,8 @@ class Gateway:
         self.dispatcher.health = self.health
         self.events = EventWiring(self)
         self.events.attach()
-        self.webhooks = WebhookSender(self.jobs)
+        self.outbox = WebhookOutbox(self.store, lambda: self.settings)
+        self.webhooks = WebhookSender(self.jobs, self.outbox)
         if self.settings.redis_url:
             self.shared = SharedState(self.settings.redis_url, self.settings.redis_prefix,
                                       lambda: self.settings.queue_cache_ttl_seconds)
@@ -209,14 +274,19 @@ class Gateway:
         await self.registry.load(self.settings.workers)
         await self._load_worker_status()
         await self.cluster.start(self.port)
-        self.server = tornado.httpserver.HTTPServer(self.make_app(), xheaders=True, max_body_size=MAX_BODY,
-                                                    max_buffer_size=MAX_BODY)
+        # No xheaders: X-Forwarded-*/X-Real-IP are read only from trusted_proxies (GatewayApplication).
+        # Handlers stream bodies and set their own limit; this one caps the few that do not (static files).
+        self.server = tornado.httpserver.HTTPServer(self.make_app(), xheaders=False,
+                                                    max_body_size=self.settings.max_json_body_size,
+                                                    max_buffer_size=MAX_BUFFER)
         self.server.add_sockets(sockets)
         # Everything built so far lives as long as the process: keep it out of the cyclic collector,
         # so full collections (seen stalling the loop for 100 ms under load) have less to walk.
         gc.freeze()
         logger.info("comfyui-gateway %s listening on http://%s:%d (store: %s, %s)", __version__,
                     self.settings.host, self.port, self.settings.database_kind, self.cluster.role)
+        if self._token_made:
+            self._announce_admin_link()
         return self.port
 
     async def _load_worker_status(self) -> None:
@@ -240,6 +310,7 @@ class Gateway:
         self.dispatcher.start()
         self.health.start()
         self.health.check_soon()
+        self.outbox.start()  # webhooks are delivered by the dispatcher only (once, whoever accepted the job)
         logger.info("dispatching (lease epoch %d, %d unfinished job(s))", epoch, len(recovered))
 
     async def stop_dispatching(self) -> None:
@@ -250,6 +321,8 @@ class Gateway:
             await self.dispatcher.stop()
         if self.events:
             await self.events.stop()
+        if self.outbox:
+            await self.outbox.stop()
 
     async def stop(self) -> None:
         """Stop taking requests, stop background work, finish writes, hand the lease over, close connections."""
@@ -259,8 +332,6 @@ class Gateway:
         await self.stop_dispatching()
         await self.jobs.flush()  # still under the lease: the last changes are written
         await self.cluster.stop()
-        if self.webhooks:
-            await self.webhooks.stop()
         if self.shared:
             await self.shared.stop()
         if self.server:

@@ -69,7 +69,7 @@ class ComfyApi:
     async def delete_from_queue(self, body: Any) -> None:
         """POST /queue: delete listed jobs (gateway or worker queue) and/or clear every pending job."""
         body = body if isinstance(body, dict) else {}
-        delete = body.get("delete") if isinstance(body.get("delete"), list) else []
+        delete = _id_list(body, "delete")
         jobs, dispatcher = self.gw.jobs, self.gw.dispatcher
         targets: list = []
         if body.get("clear"):
@@ -161,6 +161,7 @@ class ComfyApi:
     async def history_post(self, body: Any) -> None:
         """POST /history: forward delete/clear to the workers (the gateway keeps its job records)."""
         body = body if isinstance(body, dict) else {}
+        _id_list(body, "delete")
         payload = {k: body[k] for k in ("clear", "delete") if k in body}
         if payload:
             await asyncio.gather(*(self._post_to(w, "/history", payload) for w in self._online()))
@@ -222,6 +223,16 @@ class ComfyApi:
         for items in lists:
             seen.extend(item for item in items if item not in seen)
         return seen
+
+
+def _id_list(body: dict, field: str) -> list:
+    """The list of prompt ids in a body field (absent: empty); BadRequest naming the field otherwise."""
+    value = body.get(field)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise BadRequest(f"field '{field}' must be a list of prompt ids (strings)", extra={"field": field})
+    return value
 
 
 def _merge_combos(target: dict, other: dict) -> None:

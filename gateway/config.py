@@ -103,6 +103,32 @@ def _database_kind(raw: Any) -> str:
     return text
 
 
+def _size(raw: Any) -> int:
+    """Bytes, from an integer or a number with a unit: 100MB, 10 MiB, 512k."""
+    text = str(raw).strip().lower().replace(" ", "")
+    units = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2,
+             "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
+    number = text.rstrip("kmgib")
+    unit = text[len(number):]
+    if unit not in units or not number.isdigit():
+        raise ValueError(f"must be a size in bytes such as 10485760 or 10MB, got {raw!r}")
+    value = int(number) * units[unit]
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {raw!r}")
+    return value
+
+
+def _networks(raw: Any) -> tuple[str, ...]:
+    import ipaddress
+    values = _parse_list(raw)
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address or range such as 10.0.0.0/8") from None
+    return values
+
+
 def _log_level(raw: Any) -> str:
     text = str(raw).strip().upper()
     if text not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -180,6 +206,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("queue_timeout", "GATEWAY_QUEUE_TIMEOUT", _non_negative_float, 0.0,
             "Fail a job that waited this many seconds in the gateway without reaching a worker "
             "(error type queue_timeout); 0 waits for ever.", runtime=True),
+    # Security (issue 12).
+    Setting("allowed_hosts", "GATEWAY_ALLOWED_HOSTS", _parse_list, (),
+            "Extra host names the gateway answers to for changes and WebSockets (besides loopback names and "
+            "the bound address), e.g. gateway.studio.lan."),
+    Setting("allowed_origins", "GATEWAY_ALLOWED_ORIGINS", _parse_list, (),
+            "Web origins other than the gateway itself whose pages may change things, e.g. "
+            "http://editor.studio.lan:8188."),
+    Setting("trusted_proxies", "GATEWAY_TRUSTED_PROXIES", _networks, (),
+            "Addresses or ranges of reverse proxies whose X-Forwarded-For/-Proto and X-Real-IP are believed."),
+    Setting("max_upload_size", "GATEWAY_MAX_UPLOAD_SIZE", _size, 100 * 1024 * 1024,
+            "Largest upload accepted (bytes, or e.g. 100MB); also what /ws advertises as max_upload_size."),
+    Setting("max_json_body_size", "GATEWAY_MAX_JSON_BODY_SIZE", _size, 10 * 1024 * 1024,
+            "Largest JSON request body accepted (bytes, or e.g. 10MB)."),
+    Setting("max_queued", "GATEWAY_MAX_QUEUED", _non_negative_int, 100000,
+            "Unfinished jobs the cluster holds at most; more submissions get 429 (0: no limit).", runtime=True),
+    Setting("max_queued_per_key", "GATEWAY_MAX_QUEUED_PER_KEY", _non_negative_int, 50000,
+            "Unfinished jobs one API key may have at once; more get 429 (0: no limit; only with API keys).",
+            runtime=True),
+    Setting("webhook_secret", "GATEWAY_WEBHOOK_SECRET", _optional_str, None,
+            "When set, every webhook carries an HMAC-SHA256 signature and a timestamp (see docs/api.md).",
+            secret=True),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -219,6 +266,14 @@ class Settings:
     lease_seconds: float
     cluster_poll_interval: float
     queue_timeout: float
+    allowed_hosts: tuple[str, ...]
+    allowed_origins: tuple[str, ...]
+    trusted_proxies: tuple[str, ...]
+    max_upload_size: int
+    max_json_body_size: int
+    max_queued: int
+    max_queued_per_key: int
+    webhook_secret: str | None
     workers: tuple[dict, ...] = ()
     config_file: str | None = None
 

@@ -40,6 +40,23 @@ class Unauthorized(GatewayError):
     type = "unauthorized"
 
 
+class Forbidden(GatewayError):
+    """The request came from a page or a name that is not the gateway's own (Host/Origin check)."""
+
+    status = 403
+    type = "forbidden"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    type = "payload_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    type = "unsupported_media_type"
+
+
 class NotFound(GatewayError):
     status = 404
     type = "not_found"
@@ -85,10 +102,11 @@ class StoreUnavailable(GatewayError):
 class ComfyError(Exception):
     """An answer in ComfyUI's own shape (for ComfyUI-compatible routes): status plus body."""
 
-    def __init__(self, status: int, body: dict | str | bytes | None):
+    def __init__(self, status: int, body: dict | str | bytes | None, headers: dict | None = None):
         super().__init__(f"ComfyUI-style error {status}")
         self.status = status
         self.body = body
+        self.headers = headers or {}
 
 
 def comfy_400(error_type: str, message: str, details: str = "", extra_info: dict | None = None,

@@ -4,6 +4,9 @@ The event loop only formats a record and puts it on a queue; the console and fil
 rotating file's size checks) happen on a listener thread. A log line per job state change then
 costs the loop a few microseconds instead of several system calls, which showed in the submit
 latency and the relay's tail latency.
+
+Every record passes a redacting filter first (security.redaction): no token, password or
+Authorization header reaches the console or the files, which are created with mode 0600.
 """
 
 from __future__ import annotations
@@ -14,7 +17,17 @@ import logging.handlers
 import queue
 from pathlib import Path
 
+from .security.files import open_private, private_dir
+from .security.redaction import RedactingFilter
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose files (the current one and each new one after a roll-over) are 0600."""
+
+    def _open(self):
+        return open_private(self.baseFilename, self.mode, encoding=self.encoding)
+
 
 _listener: logging.handlers.QueueListener | None = None
 _queue_handler: logging.Handler | None = None
@@ -34,15 +47,18 @@ def setup_logging(level: str, data_dir: Path | None) -> Path | None:
     writers: list[logging.Handler] = [console]
     path = None
     if data_dir is not None:
+        private_dir(data_dir)
         log_dir = data_dir / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(log_dir)
         path = log_dir / "gateway.log"
-        rotating = logging.handlers.RotatingFileHandler(path, maxBytes=5 * 1024 * 1024, backupCount=5,
-                                                        encoding="utf-8")
+        rotating = PrivateRotatingFileHandler(path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8")
         rotating.setFormatter(logging.Formatter(FORMAT))
         writers.append(rotating)
     records: queue.SimpleQueue = queue.SimpleQueue()
     _queue_handler = logging.handlers.QueueHandler(records)
+    _queue_handler.addFilter(RedactingFilter())
+    for writer in writers:  # records written directly (after stop_logging) are redacted too
+        writer.addFilter(RedactingFilter())
     root.addHandler(_queue_handler)
     _listener = logging.handlers.QueueListener(records, *writers, respect_handler_level=True)
     _listener.start()

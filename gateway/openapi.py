@@ -1,84 +1,141 @@
-"""GET /api/openapi.json: an OpenAPI 3 description of the gateway's HTTP API, built from one table."""
+"""GET /api/openapi.json: an OpenAPI 3 description of the gateway's HTTP API, built from one table.
+
+Every operation documents its body, its query parameters and its error answers: the gateway's own
+routes answer errors as {"error": {"type", "message"}}; ComfyUI's routes keep ComfyUI's shapes (JSON,
+or an empty body where ComfyUI sends one). tests/test_fuzz_openapi.py fuzzes the API from this document.
+"""
 
 from __future__ import annotations
 
-# (method, path, summary, tag, request body schema or None, success status)
+GATEWAY, COMFY, COMFY_EMPTY = "gateway", "comfy", "comfy-empty"  # how a route answers errors
+
+# (method, path, summary, tag, request body schema or None, success status, error style, query parameters)
 _ENDPOINTS = [
-    ("post", "/api/prompt", "Queue a workflow (ComfyUI body plus priority and webhook)", "ComfyUI", "PromptRequest", 200),
-    ("get", "/api/prompt", "Cluster queue_remaining", "ComfyUI", None, 200),
-    ("get", "/api/queue", "Merged queue: running and pending items in ComfyUI's 5-element form", "ComfyUI", None, 200),
-    ("post", "/api/queue", "Delete listed jobs or clear every pending job", "ComfyUI", "QueueChange", 200),
-    ("post", "/api/interrupt", "Interrupt a running job (prompt_id) or every running job", "ComfyUI", None, 200),
-    ("post", "/api/free", "Ask every worker to unload models / free memory", "ComfyUI", None, 200),
-    ("get", "/api/history", "Finished jobs (max_items, offset)", "ComfyUI", None, 200),
-    ("get", "/api/history/{prompt_id}", "One finished job, file entries with a gateway url", "ComfyUI", None, 200),
-    ("get", "/api/view", "Download a file (streamed, Range supported)", "ComfyUI", None, 200),
+    ("post", "/api/prompt", "Queue a workflow (ComfyUI body plus priority and webhook)", "ComfyUI", "PromptRequest",
+     200, COMFY, ()),
+    ("get", "/api/prompt", "Cluster queue_remaining", "ComfyUI", None, 200, COMFY, ()),
+    ("get", "/api/queue", "Merged queue: running and pending items in ComfyUI's 5-element form", "ComfyUI", None, 200,
+     COMFY, ()),
+    ("post", "/api/queue", "Delete listed jobs or clear every pending job (clear: admin)", "ComfyUI", "QueueChange",
+     200, COMFY, ()),
+    ("post", "/api/interrupt", "Interrupt a running job (prompt_id) or every running job (admin)", "ComfyUI",
+     "Interrupt", 200, COMFY, ()),
+    ("post", "/api/free", "Ask every worker to unload models / free memory (admin)", "ComfyUI", "Free", 200, COMFY,
+     ()),
+    ("get", "/api/history", "Finished jobs (max_items, offset)", "ComfyUI", None, 200, COMFY,
+     (("max_items", "integer"), ("offset", "integer"))),
+    ("post", "/api/history", "Delete or clear history on the workers (admin)", "ComfyUI", "QueueChange", 200, COMFY,
+     ()),
+    ("get", "/api/history/{prompt_id}", "One finished job, file entries with a gateway url", "ComfyUI", None, 200,
+     COMFY, ()),
+    ("get", "/api/view", "Download a file (streamed, Range supported)", "ComfyUI", None, 200, COMFY_EMPTY,
+     (("filename", "string"), ("subfolder", "string"), ("type", "string"), ("prompt_id", "string"))),
     ("post", "/api/upload/image", "Upload an input image (multipart: image, type, subfolder, overwrite)", "ComfyUI",
-     None, 200),
-    ("post", "/api/upload/mask", "Upload a mask applied to original_ref", "ComfyUI", None, 200),
-    ("get", "/api/object_info", "Node types of every online worker, merged", "ComfyUI", None, 200),
-    ("get", "/api/object_info/{node_class}", "One node type", "ComfyUI", None, 200),
-    ("get", "/api/system_stats", "System of one worker, devices of all", "ComfyUI", None, 200),
-    ("get", "/api/features", "Feature flags of a worker", "ComfyUI", None, 200),
-    ("get", "/api/extensions", "Frontend extensions of a worker", "ComfyUI", None, 200),
-    ("get", "/api/embeddings", "Embeddings of all workers", "ComfyUI", None, 200),
-    ("get", "/api/models", "Model folders of all workers", "ComfyUI", None, 200),
-    ("get", "/api/models/{folder}", "Model files of all workers in a folder", "ComfyUI", None, 200),
-    ("get", "/api/workers", "List workers with live state", "Workers", None, 200),
-    ("post", "/api/workers", "Register a worker", "Workers", "WorkerFields", 201),
-    ("post", "/api/workers/test", "Try a URL and credentials before registering", "Workers", "WorkerFields", 200),
-    ("get", "/api/workers/{id}", "One worker", "Workers", None, 200),
-    ("patch", "/api/workers/{id}", "Change a worker", "Workers", "WorkerFields", 200),
-    ("delete", "/api/workers/{id}", "Remove a worker", "Workers", None, 200),
-    ("post", "/api/workers/{id}/test", "Check a worker now", "Workers", None, 200),
-    ("post", "/api/workers/{id}/refresh", "Re-read a worker's object_info", "Workers", None, 200),
-    ("get", "/api/task/{prompt_id}/status", "Job status: queued, running, done or failed", "Jobs", None, 200),
-    ("patch", "/api/task/{prompt_id}", "Change the priority of a queued job", "Jobs", None, 200),
-    ("get", "/api/task/gateway/{gateway_job_id}", "Job status by gateway_job_id", "Jobs", None, 200),
-    ("get", "/api/tasks", "Paged job list (state, worker, client_id, since, until, limit, offset)", "Jobs", None, 200),
-    ("get", "/api/stats", "Counts and per-minute throughput of the last hour", "Gateway", None, 200),
-    ("get", "/api/settings", "Runtime settings", "Gateway", None, 200),
-    ("patch", "/api/settings", "Change runtime settings", "Gateway", None, 200),
-    ("get", "/api/dispatch", "Whether dispatching is paused", "Gateway", None, 200),
-    ("get", "/api/cluster", "Instances of the cluster, the dispatcher lease and the Redis link", "Gateway", None, 200),
-    ("post", "/api/dispatch", "Pause or resume dispatching", "Gateway", None, 200),
-    ("get", "/healthz", "Liveness and a cluster summary", "Gateway", None, 200),
-    ("get", "/metrics", "Prometheus metrics", "Gateway", None, 200),
+     "Upload", 200, COMFY_EMPTY, ()),
+    ("post", "/api/upload/mask", "Upload a mask applied to original_ref", "ComfyUI", "Upload", 200, COMFY_EMPTY, ()),
+    ("get", "/api/object_info", "Node types of every online worker, merged", "ComfyUI", None, 200, COMFY, ()),
+    ("get", "/api/object_info/{node_class}", "One node type", "ComfyUI", None, 200, COMFY, ()),
+    ("get", "/api/system_stats", "System of one worker, devices of all", "ComfyUI", None, 200, COMFY, ()),
+    ("get", "/api/features", "Feature flags of a worker", "ComfyUI", None, 200, COMFY, ()),
+    ("get", "/api/extensions", "Frontend extensions of a worker", "ComfyUI", None, 200, COMFY, ()),
+    ("get", "/api/embeddings", "Embeddings of all workers", "ComfyUI", None, 200, COMFY, ()),
+    ("get", "/api/models", "Model folders of all workers", "ComfyUI", None, 200, COMFY, ()),
+    ("get", "/api/models/{folder}", "Model files of all workers in a folder", "ComfyUI", None, 200, COMFY_EMPTY, ()),
+    ("get", "/api/workers", "List workers with live state", "Workers", None, 200, GATEWAY, ()),
+    ("post", "/api/workers", "Register a worker (admin)", "Workers", "WorkerFields", 201, GATEWAY, ()),
+    ("post", "/api/workers/test", "Try a URL and credentials before registering (admin)", "Workers", "WorkerFields",
+     200, GATEWAY, ()),
+    ("get", "/api/workers/{id}", "One worker", "Workers", None, 200, GATEWAY, ()),
+    ("patch", "/api/workers/{id}", "Change a worker (admin; a new origin drops its password)", "Workers",
+     "WorkerFields", 200, GATEWAY, ()),
+    ("delete", "/api/workers/{id}", "Remove a worker (admin)", "Workers", None, 200, GATEWAY, ()),
+    ("post", "/api/workers/{id}/test", "Check a worker now (admin)", "Workers", None, 200, GATEWAY, ()),
+    ("post", "/api/workers/{id}/refresh", "Re-read a worker's object_info (admin)", "Workers", None, 200, GATEWAY,
+     ()),
+    ("get", "/api/task/{prompt_id}/status", "Job status: queued, running, done or failed", "Jobs", None, 200,
+     GATEWAY, ()),
+    ("patch", "/api/task/{prompt_id}", "Change the priority of a queued job", "Jobs", "Priority", 200, GATEWAY, ()),
+    ("get", "/api/task/gateway/{gateway_job_id}", "Job status by gateway_job_id", "Jobs", None, 200, GATEWAY, ()),
+    ("get", "/api/tasks", "Paged job list (state, worker, client_id, since, until, limit, offset)", "Jobs", None, 200,
+     GATEWAY, (("state", "string"), ("worker", "string"), ("client_id", "string"), ("since", "number"),
+               ("until", "number"), ("limit", "integer"), ("offset", "integer"))),
+    ("get", "/api/stats", "Counts and per-minute throughput of the last hour", "Gateway", None, 200, GATEWAY, ()),
+    ("get", "/api/settings", "Runtime settings", "Gateway", None, 200, GATEWAY, ()),
+    ("patch", "/api/settings", "Change runtime settings (admin)", "Gateway", "SettingsChange", 200, GATEWAY, ()),
+    ("get", "/api/dispatch", "Whether dispatching is paused", "Gateway", None, 200, GATEWAY, ()),
+    ("post", "/api/dispatch", "Pause or resume dispatching (admin)", "Gateway", "Dispatch", 200, GATEWAY, ()),
+    ("get", "/api/cluster", "Instances of the cluster, the dispatcher lease and the Redis link", "Gateway", None, 200,
+     GATEWAY, ()),
+    ("get", "/api/ui/speeds", "Measured speed of each worker (the admin page's charts)", "Gateway", None, 200,
+     GATEWAY, ()),
+    ("get", "/healthz", "Liveness and a cluster summary", "Gateway", None, 200, GATEWAY, ()),
+    ("get", "/metrics", "Prometheus metrics", "Gateway", None, 200, GATEWAY, ()),
 ]
 
+_ERROR_BODY = {"type": "object", "required": ["type", "message"], "properties": {
+    "type": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}
+
 _SCHEMAS = {
-    "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
-        "type": {"type": "string"}, "message": {"type": "string"}}}}},
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": _ERROR_BODY}},
+    # ComfyUI's error answers: {"error": {...}, "node_errors": {...}} for /prompt, {"error": "..."} for its 409.
+    "ComfyError": {"type": "object", "required": ["error"], "properties": {
+        "error": {"oneOf": [_ERROR_BODY, {"type": "string"}]}, "node_errors": {"type": "object"}}},
     "PromptRequest": {"type": "object", "required": ["prompt"], "properties": {
         "prompt": {"type": "object"}, "client_id": {"type": "string"}, "extra_data": {"type": "object"},
         "front": {"type": "boolean"}, "number": {"type": "number"}, "prompt_id": {"type": "string"},
-        "priority": {"type": "integer"}, "webhook": {"type": "string", "format": "uri"}}},
+        "priority": {"type": "integer"}, "webhook": {"type": "string", "format": "uri"},
+        "partial_execution_targets": {"type": "array", "items": {"type": "string"}}}},
     "QueueChange": {"type": "object", "properties": {"clear": {"type": "boolean"},
                                                      "delete": {"type": "array", "items": {"type": "string"}}}},
+    "Interrupt": {"type": "object", "properties": {"prompt_id": {"type": "string"}}},
+    "Free": {"type": "object", "properties": {"unload_models": {"type": "boolean"},
+                                              "free_memory": {"type": "boolean"}}},
+    "Upload": {"type": "object", "required": ["image"], "properties": {
+        "image": {"type": "string", "format": "binary"}, "type": {"type": "string", "enum": ["input", "temp",
+                                                                                           "output"]},
+        "subfolder": {"type": "string"}, "overwrite": {"type": "string"}, "original_ref": {"type": "string"}}},
     "WorkerFields": {"type": "object", "properties": {
         "url": {"type": "string"}, "name": {"type": "string"}, "weight": {"type": "number"},
         "enabled": {"type": "boolean"}, "draining": {"type": "boolean"}, "max_queue": {"type": "integer"},
         "auth_username": {"type": "string"}, "auth_password": {"type": "string", "writeOnly": True}}},
+    "Priority": {"type": "object", "required": ["priority"], "properties": {"priority": {"type": "integer"}}},
+    "SettingsChange": {"type": "object", "description": "Runtime settings by name (see /api/settings 'editable')",
+                       "additionalProperties": True},
+    "Dispatch": {"type": "object", "required": ["paused"], "properties": {"paused": {"type": "boolean"}}},
+}
+
+_ERRORS = {
+    GATEWAY: ("Error", "The gateway's error: 400 bad input (names the field), 401 no or wrong token, 403 Host or "
+                       "Origin not the gateway's, 404, 409, 413 body too large, 415 not application/json"),
+    COMFY: ("ComfyError", "ComfyUI's error shape (400 invalid workflow, 409 prompt_id exists, 429 queue full with "
+                          "Retry-After); the gateway's own checks (401, 403, 413, a bad gateway field) in its shape"),
+    COMFY_EMPTY: ("Error", "ComfyUI answers these with an empty body (400 bad form or path, 404 no such file); the "
+                           "gateway's own checks (401, 403, 413) answer in its error shape"),
 }
 
 
-def _parameters(path: str) -> list:
+def _parameters(path: str, query: tuple) -> list:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
-    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names]
+    params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names]
+    params += [{"name": name, "in": "query", "required": False, "schema": {"type": kind}} for name, kind in query]
+    return params
 
 
 def openapi_document(version: str) -> dict:
     """The OpenAPI document."""
     paths: dict = {}
-    for method, path, summary, tag, body, status in _ENDPOINTS:
-        operation: dict = {"summary": summary, "tags": [tag], "parameters": _parameters(path),
-                           "responses": {str(status): {"description": "OK"},
-                                         "400": {"description": "Bad input",
-                                                 "content": {"application/json": {"schema": {
-                                                     "$ref": "#/components/schemas/Error"}}}}}}
+    for method, path, summary, tag, body, status, errors, query in _ENDPOINTS:
+        schema, description = _ERRORS[errors]
+        failure = {"description": description,
+                   "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+        if errors == COMFY_EMPTY:
+            failure["x-empty-body"] = True  # ComfyUI's bare answers
+        operation: dict = {"summary": summary, "tags": [tag], "parameters": _parameters(path, query),
+                           "responses": {str(status): {"description": "OK"}, "4XX": failure}}
         if body:
-            operation["requestBody"] = {"content": {"application/json": {"schema": {
-                "$ref": f"#/components/schemas/{body}"}}}}
+            kind = "multipart/form-data" if body == "Upload" else "application/json"
+            operation["requestBody"] = {"required": body in ("PromptRequest", "Upload", "Priority", "Dispatch"),
+                                        "content": {kind: {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
         paths.setdefault(path, {})[method] = operation
     return {"openapi": "3.0.3", "info": {"title": "comfyui-gateway", "version": version},
             "paths": paths, "components": {"schemas": _SCHEMAS}}

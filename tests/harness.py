@@ -161,10 +161,11 @@ def free_port() -> int:
 class GatewayProcess:
     """The gateway as a real process (python -m gateway), for kill -9 and restart tests."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, env: dict | None = None):
+    def __init__(self, data_dir: Path, port: int | None = None, env: dict | None = None, host: str = "127.0.0.1"):
         self.data_dir = data_dir
         self.port = port or free_port()
         self.env = env or {}
+        self.host = host
         self.proc = None
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -176,11 +177,24 @@ class GatewayProcess:
                "WORKER_REQUEST_TIMEOUT": "5", **self.env}
         root = Path(__file__).resolve().parent.parent
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "--no-tray", "--host", "127.0.0.1", "--port", str(self.port),
+            sys.executable, "-m", "gateway", "--no-tray", "--host", self.host, "--port", str(self.port),
             "--data-dir", str(self.data_dir), cwd=str(root), env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=open(self.data_dir.parent / "gateway-stderr.log", "ab"))
         await wait_until_answers(self.url + "/healthz", timeout, self.proc, "gateway")
         return self
+
+    @property
+    def log_text(self) -> str:
+        """The gateway's log file so far."""
+        path = self.data_dir / "logs" / "gateway.log"
+        return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+    def rss_kb(self) -> int:
+        """The process's resident memory now (Linux)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
 
     async def kill(self) -> None:
         """kill -9."""

@@ -10,6 +10,7 @@ PACKAGE = ROOT / "gateway"
 
 # Lower layers never import higher ones; a part may import its own modules and anything below it.
 LAYERS = [
+    {"security"},
     {"gateway", "config", "errors", "background", "logging_setup"},
     {"scheduling", "store"},
     {"workers", "files"},

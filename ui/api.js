@@ -1,6 +1,7 @@
-// Thin client for the gateway's HTTP API: JSON in and out, one error type, optional bearer token.
+// Thin client for the gateway's HTTP API: JSON in and out, one error type. The token (API key or admin
+// token) lives in an HttpOnly cookie the gateway sets from the admin link's ?token=: scripts never see it.
 
-const TOKEN_KEY = "gateway.token";
+const OLD_TOKEN_KEY = "gateway.token"; // where earlier versions kept it (moved into the cookie once)
 
 /** An API call that failed: status, error type, plain message, and the field that caused it (if any). */
 export class ApiError extends Error {
@@ -13,13 +14,18 @@ export class ApiError extends Error {
   }
 }
 
-export function getToken() {
-  return localStorage.getItem(TOKEN_KEY) || "";
+/** Hand a token to the gateway, which keeps it in an HttpOnly cookie ("" removes it); the page reloads. */
+export function setToken(token) {
+  location.assign(`/?token=${encodeURIComponent(token || "")}${location.hash}`);
 }
 
-export function setToken(token) {
-  if (token) localStorage.setItem(TOKEN_KEY, token);
-  else localStorage.removeItem(TOKEN_KEY);
+/** A token an earlier version kept in localStorage moves into the cookie (true: the page is reloading). */
+export function migrateOldToken() {
+  const old = localStorage.getItem(OLD_TOKEN_KEY);
+  if (!old) return false;
+  localStorage.removeItem(OLD_TOKEN_KEY);
+  setToken(old);
+  return true;
 }
 
 function errorFrom(status, body, text) {
@@ -35,8 +41,6 @@ function errorFrom(status, body, text) {
 /** Call the API; resolves to the parsed JSON (or null for an empty body), rejects with ApiError. */
 export async function request(method, path, body, { signal } = {}) {
   const headers = {};
-  const token = getToken();
-  if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -79,16 +83,13 @@ export const api = {
   cluster: () => request("GET", "/api/cluster"),
 };
 
-/** A URL the browser loads by itself (img src, links): the token goes in ?api_key= when one is set. */
+/** A URL the browser loads by itself (img src, links): the cookie carries the token, so it stays as it is. */
 export function withToken(url) {
-  const token = getToken();
-  if (!token) return url;
-  return `${url}${url.includes("?") ? "&" : "?"}api_key=${encodeURIComponent(token)}`;
+  return url;
 }
 
-/** The WebSocket URL of the admin event stream (token as ?api_key=, since sockets cannot send headers). */
+/** The WebSocket URL of the admin event stream (the cookie goes with the upgrade request). */
 export function eventsUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const token = getToken();
-  return `${scheme}//${location.host}/api/events${token ? `?api_key=${encodeURIComponent(token)}` : ""}`;
+  return `${scheme}//${location.host}/api/events`;
 }

@@ -3,6 +3,7 @@
 import { applyLanguage, language, setLanguage, t, onLanguage } from "./i18n.js";
 import { connect, on, refreshWorkers, refreshRunningJobs, state } from "./live.js";
 import { h } from "./dom.js";
+import { migrateOldToken } from "./api.js";
 import * as overview from "./views/overview.js";
 import * as workers from "./views/workers.js";
 import * as jobs from "./views/jobs.js";
@@ -75,4 +76,4 @@ function start() {
   setInterval(() => { if (!document.hidden) refreshWorkers().catch(() => {}); }, 30000);
 }
 
-start();
+if (!migrateOldToken()) start();

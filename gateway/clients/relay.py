@@ -50,6 +50,7 @@ class ClientConnection:
 
     def __init__(self, sid: str, write: Callable[[bytes], bool]):
         self.sid = sid
+        self.key: str | None = None  # the API key the socket was opened with (a takeover needs the same)
         self.supports_preview_metadata = False
         self.closed = False
         self._write = write

@@ -1,9 +1,9 @@
 """Requests only the dispatcher can carry out, passed on to it from the other instances.
 
 Cancelling, interrupting, re-prioritising and checking a worker change what the dispatcher owns. An
-instance that does not dispatch sends such a request, as it came (method, path, query, body, the
-client's Authorization and Content-Type), to the address of the instance that holds the lease and
-answers with that instance's answer. The dispatcher checks the client's credentials itself; nothing is
+instance that does not dispatch sends such a request as it came (method, path, query, body, Content-Type,
+and the client's token however it presented it) to the address of the instance that holds the lease,
+and answers with that instance's answer. The dispatcher checks the client's credentials itself; nothing is
 trusted because it came from a peer. While no instance holds the lease (a takeover under way) it
 waits up to one lease period, then answers 503 ``no_dispatcher``.
 """
@@ -21,7 +21,7 @@ from ..errors import GatewayError
 logger = logging.getLogger(__name__)
 
 FORWARDED = "X-Gateway-Forwarded"
-PASSED_HEADERS = ("Authorization", "Content-Type", "Accept")
+PASSED_HEADERS = ("Content-Type", "Accept")
 
 
 class NoDispatcher(GatewayError):
@@ -45,7 +45,7 @@ async def forward_to_dispatcher(handler) -> bool:
         if gw.jobs.dispatching:
             return False  # this instance took over meanwhile
         if address:
-            response = await _send(gw, address, request)
+            response = await _send(gw, address, handler)
             if response is not None:
                 handler.set_status(response.code)
                 for name in ("Content-Type", "Retry-After"):
@@ -60,10 +60,13 @@ async def forward_to_dispatcher(handler) -> bool:
         gw.cluster.sync.soon("lease")
 
 
-async def _send(gw, address: str, request):
+async def _send(gw, address: str, handler):
+    request = handler.request
     headers = {name: request.headers[name] for name in PASSED_HEADERS if name in request.headers}
+    if handler.token:  # however the client presented it (header, query, the admin page's cookie)
+        headers["Authorization"] = f"Bearer {handler.token}"
     headers[FORWARDED] = gw.cluster.name
-    body = request.body if request.method in ("POST", "PUT", "PATCH") else None
+    body = handler.body if request.method in ("POST", "PUT", "PATCH") else None
     outgoing = HTTPRequest(address + request.uri, method=request.method, headers=headers, body=body,
                            follow_redirects=False, request_timeout=gw.settings.worker_request_timeout,
                            connect_timeout=2.0, allow_nonstandard_methods=True, decompress_response=False)

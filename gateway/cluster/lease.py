@@ -108,6 +108,11 @@ class DispatcherLease(BackgroundLoop):
             self._lose("the store says another instance holds it")
 
     def _extend(self, started: float, ttl: float) -> None:
+        if self._exclusive:
+            # One process per store (SQLite's file lock): nobody can take the lease over, so it never
+            # lapses here, not even while a long start-up keeps the loop from renewing it.
+            self._deadline = float("inf")
+            return
         self._deadline = started + ttl
         if self._watchdog is not None:
             self._watchdog.cancel()

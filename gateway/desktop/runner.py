@@ -193,7 +193,8 @@ def run_headless(settings: Settings, instance: InstanceLock | None = None, opene
 
 def run_with_tray(settings: Settings, instance: InstanceLock | None = None, *,
                   opener: Callable[[str], object] | None = None, folder_opener: Callable[[Path], object] = open_folder,
-                  on_ready: Callable[[Any], object] | None = None, refresh_seconds: float = 3.0) -> int:
+                  on_ready: Callable[[Any], object] | None = None, refresh_seconds: float = 3.0,
+                  copier: Callable[[str], object] | None = None) -> int:
     """Desktop mode: gateway thread + tray icon on this (main) thread; headless when there is no display."""
     if not display_available():
         logger.warning("no display found (DISPLAY/WAYLAND_DISPLAY unset): running headless without a tray icon")
@@ -203,7 +204,7 @@ def run_with_tray(settings: Settings, instance: InstanceLock | None = None, *,
     if code is not None:
         return code
     app = TrayApp(runner, runner.url, settings.data_path, lambda url: open_page(url, opener), folder_opener,
-                  refresh_seconds)
+                  refresh_seconds, copier)
     try:
         app.build()
     except Exception as exc:  # no tray backend (no X server, no system tray support): keep serving

@@ -10,6 +10,7 @@ from typing import Callable
 
 from PIL import Image, ImageDraw
 
+from .clipboard import copy_text
 from .paths import APP_NAME, icons_dir
 
 logger = logging.getLogger(__name__)
@@ -63,8 +64,10 @@ class TrayApp:
     """The icon and its menu; every action goes through `runner` (GatewayRunner) to the gateway's loop."""
 
     def __init__(self, runner, url: str, data_dir: Path, opener: Callable[[str], object],
-                 open_folder: Callable[[Path], object], refresh_seconds: float = 3.0):
+                 open_folder: Callable[[Path], object], refresh_seconds: float = 3.0,
+                 copier: Callable[[str], object] | None = None):
         self.runner = runner
+        self.copier = copier or copy_text
         self.url = url
         self.data_dir = data_dir
         self.opener = opener
@@ -87,6 +90,7 @@ class TrayApp:
         item = pystray.MenuItem
         menu = pystray.Menu(
             item("Open admin page", self.open_admin, default=True),
+            item("Copy admin link", self.copy_admin_link),
             item(lambda _item: "Resume dispatching" if self.paused else "Pause dispatching", self.toggle_pause),
             item("Open data folder", self.open_data_folder),
             pystray.Menu.SEPARATOR,
@@ -106,9 +110,19 @@ class TrayApp:
         self.icon.run(setup=setup)
 
     # ----- menu actions (called on the tray's thread) ------------------------------------------------
+    def _admin_link(self) -> str:
+        try:
+            return self.runner.call(lambda gw: gw.admin_link())
+        except Exception:  # the loop is busy or stopping: the plain address still helps
+            return self.url
+
     def open_admin(self, icon=None, item=None) -> None:
-        """Open the admin page in the default browser."""
-        self.opener(self.url)
+        """Open the admin page in the default browser (signed in, when the gateway has an admin token)."""
+        self.opener(self._admin_link())
+
+    def copy_admin_link(self, icon=None, item=None) -> None:
+        """Copy the admin page's address, with the admin token when there is one, for another browser."""
+        self.copier(self._admin_link())
 
     def toggle_pause(self, icon=None, item=None) -> None:
         """Pause dispatching (jobs are still accepted and queued) or resume it."""

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from ..errors import BadRequest, ComfyError, WorkerBadAnswer
+from .worker_names import rewrite_inputs, worker_subfolder
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class UploadService:
     async def load(self) -> None:
         """Read the upload index from the store."""
         self.blob_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.blob_dir.glob("*.part"):  # a transfer cut off by a stop
+            stale.unlink(missing_ok=True)
         self.add_rows(await self.store.list_uploads())
 
     async def refresh(self) -> None:
@@ -108,15 +111,30 @@ class UploadService:
         return self._known
 
     async def save(self, data: bytes, filename: str, upload_type: str, subfolder: str, overwrite: bool) -> dict:
-        """Store an upload with ComfyUI's rename rules; returns {name, subfolder, type}."""
+        """Store an upload held in memory (a merged mask) with ComfyUI's rename rules."""
+        sha = await asyncio.get_running_loop().run_in_executor(None, _sha256, data)  # not on the event loop
+        return await self._keep(filename, upload_type, subfolder, overwrite, sha, len(data),
+                                lambda: _write_unless_present(self.blob_dir / sha, data))
+
+    async def save_file(self, path: Path, sha: str, size: int, filename: str, upload_type: str, subfolder: str,
+                        overwrite: bool) -> dict:
+        """Store an upload received into a temporary file (moved, never read again) with ComfyUI's rules."""
+        return await self._keep(filename, upload_type, subfolder, overwrite, sha, size,
+                                lambda: _move_unless_present(path, self.blob_dir / sha))
+
+    def incoming_dir(self) -> Path:
+        """Where uploads arrive before they are stored (same file system as the blobs: moved, not copied)."""
+        return self.blob_dir
+
+    async def _keep(self, filename: str, upload_type: str, subfolder: str, overwrite: bool, sha: str, size: int,
+                    put_blob) -> dict:
+        """Name the upload, put its bytes in place (put_blob runs on a thread) and record it."""
         if upload_type not in UPLOAD_TYPES:
             raise BadRequest(f"field 'type' must be one of {', '.join(UPLOAD_TYPES)}", extra={"field": "type"})
         sub = check_subfolder(subfolder)
         name = PurePosixPath(filename.replace("\\", "/")).name
         if not name or name in (".", ".."):
             raise ComfyError(400, b"")
-        loop = asyncio.get_running_loop()
-        sha = await loop.run_in_executor(None, _sha256, data)  # up to 100 MB: not on the event loop
         if self.shared:
             await self.refresh()  # names other instances took meanwhile count for the rename rules
         name = self._final_name(upload_type, sub, name, sha, overwrite)
@@ -125,18 +143,18 @@ class UploadService:
         # Claim the name before any await, so a concurrent upload of other bytes gets "stem (1).ext".
         self._set(key, sha)
         try:
-            await loop.run_in_executor(None, _write_unless_present, self.blob_dir / sha, data)
-            if self.shared:
+            await asyncio.get_running_loop().run_in_executor(None, put_blob)
+            if self.shared:  # read from the file part by part: the bytes are never whole in memory
                 await self.store.put_upload_blob(sha, self.blob_dir / sha)  # before the answer: durable
             if previous != sha:
                 await self.store.add_upload({"sha256": sha, "type": upload_type, "subfolder": sub, "name": name,
-                                             "size": len(data), "created_at": time.time()})
+                                             "size": size, "created_at": time.time()})
         except BaseException:
             self._set(key, previous)
             raise
         if self.on_saved is not None:
             self.on_saved()
-        logger.info("upload %s/%s stored (%d bytes)", sub or ".", name, len(data))
+        logger.info("upload %s/%s stored (%d bytes)", sub or ".", name, size)
         return {"name": name, "subfolder": subfolder or "", "type": upload_type}
 
     def _final_name(self, upload_type: str, sub: str, name: str, sha: str, overwrite: bool) -> str:
@@ -164,6 +182,16 @@ class UploadService:
                         wanted.append((sub, name, sha))
         return wanted
 
+    def _input_upload(self, value: str) -> tuple[str, str] | None:
+        """(name, sha) when an input value names an uploaded input file."""
+        sub, name = split_name(value)
+        sha = self._index.get(("input", sub, name))
+        return (name, sha) if sha else None
+
+    def for_worker(self, prompt: dict) -> dict:
+        """The prompt as a worker gets it: loader values point into the gateway's namespace there."""
+        return rewrite_inputs(prompt, self._input_upload)
+
     async def ensure_on_worker(self, job, worker) -> None:
         """Copy the job's uploaded inputs to the worker unless it already has the same bytes."""
         files = self.files_for(job.prompt)
@@ -172,11 +200,11 @@ class UploadService:
         lock = self._locks.setdefault(worker.id, asyncio.Lock())
         async with lock:
             placed = self._placed.setdefault(worker.id, {})
-            for sub, name, sha in files:
-                if placed.get((sub, name)) == sha:
+            for _, name, sha in files:
+                if placed.get((worker_subfolder(sha), name)) == sha:
                     continue
-                await self._push(worker, sub, name, sha)
-                placed[(sub, name)] = sha
+                await self._push(worker, worker_subfolder(sha), name, sha)
+                placed[(worker_subfolder(sha), name)] = sha
 
     def forget_worker(self, worker_id: int) -> None:
         """After a worker restart its files may be gone: upload again next time."""
@@ -188,13 +216,15 @@ class UploadService:
             raise WorkerBadAnswer(f"upload {name} is not available on this gateway instance or in the store")
         data = await asyncio.get_running_loop().run_in_executor(None, path.read_bytes)
         boundary = uuid.uuid4().hex
+        # Into the gateway's own namespace on the worker (see worker_names): overwriting there replaces
+        # only bytes with the same hash, never a file of the worker's own.
         body = _multipart(boundary, {"type": "input", "subfolder": sub, "overwrite": "true"}, "image", name, data)
         response = await worker.client.request(
             "POST", "/upload/image", body=body,
             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
         if response.status != 200:
             raise WorkerBadAnswer(f"worker {worker.name} refused upload {name}: {response.status}")
-        logger.info("copied upload %s to %s", name, worker.name)
+        logger.info("copied upload %s to %s (%s)", name, worker.name, sub)
 
 
 def _sha256(data: bytes) -> str:
@@ -208,6 +238,14 @@ def _write_unless_present(path: Path, data: bytes) -> None:
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")  # two uploads of one file may race
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def _move_unless_present(source: Path, path: Path) -> None:
+    """Move a received file into place, unless the same content is stored already (then drop it)."""
+    if path.exists():
+        source.unlink(missing_ok=True)
+        return
+    os.replace(source, path)
 
 
 def _multipart(boundary: str, fields: dict, file_field: str, filename: str, data: bytes) -> bytes:

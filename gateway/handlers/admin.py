@@ -7,12 +7,15 @@ import time
 from pathlib import Path
 
 import tornado.web
-import tornado.websocket
+
+from ..clients.relay import ws_frame
 
 from ..config import SETTINGS_BY_NAME
 from ..errors import BadRequest
 from ..metrics import render_metrics
 from ..openapi import openapi_document
+from ..security.tokens import token_matches
+from . import guard
 from .base import BaseHandler, GatewaySocketHandler
 
 
@@ -110,13 +113,14 @@ class AdminEventsHandler(GatewaySocketHandler):
     """GET /api/events: a WebSocket of {"kind": "worker"|"job"|"summary", "data": ...} for the admin page."""
 
     def open(self) -> None:
+        self.bound_writes()
         self.gw.events.add_admin_listener(self._push)
         self._push("summary", self.gw.summary())
 
     def _push(self, kind: str, data: dict) -> None:
-        try:
-            self.write_message(json.dumps({"kind": kind, "data": data}))
-        except tornado.websocket.WebSocketClosedError:
+        # Whole frames into a bounded buffer (as /ws does): a page that stops reading is dropped, and
+        # a closed socket is simply forgotten, never a traceback per event.
+        if not self.write_frame(ws_frame(json.dumps({"kind": kind, "data": data}))):
             self.gw.events.remove_admin_listener(self._push)
 
     def on_close(self) -> None:
@@ -124,22 +128,69 @@ class AdminEventsHandler(GatewaySocketHandler):
 
 
 class NotFoundHandler(BaseHandler):
-    """Unknown paths: the JSON error under /api, an empty 404 elsewhere (as ComfyUI's aiohttp does)."""
+    """Unknown paths: the JSON error under /api, an empty 404 elsewhere (as ComfyUI's aiohttp does).
+
+    Answered after the (bounded) body, so the connection stays usable for the client's next request.
+    """
+
+    json_routes = False
 
     def prepare(self) -> None:
+        self.open_body()
+
+    def _not_found(self, *args) -> None:
         if self.request.path.startswith("/api/"):
-            self.set_status(404)
             self.write_json({"error": {"type": "not_found", "message": f"no route {self.request.path}"}}, 404)
         else:
             self.set_status(404)
             self.finish()
 
+    get = head = post = put = patch = delete = options = _not_found
+
+
+# The admin page loads only its own files; it cannot be framed (clickjacking), and types are not guessed.
+CSP = ("default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
 
 class UiHandler(tornado.web.StaticFileHandler):
-    """The admin page; no caching of HTML/JS so an upgraded gateway shows its new page."""
+    """The admin page; no caching of HTML/JS so an upgraded gateway shows its new page.
+
+    ``/?token=T`` (the admin link) stores T in an HttpOnly, SameSite=Strict cookie and sends the
+    browser on to ``/`` without it, so the token leaves the address bar at once and scripts never
+    see it; ``/?token=`` removes the cookie.
+    """
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", CSP)
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
 
     def set_extra_headers(self, path: str) -> None:
         self.set_header("Cache-Control", "no-cache")
+
+    async def get(self, path: str, include_body: bool = True) -> None:
+        token = self.get_query_argument("token", None) if self.request.path == "/" else None
+        if token is None:
+            await super().get(path, include_body)
+            return
+        gw = self.application.settings["gateway"]
+        name = guard.cookie_name(self)
+        if not token:
+            self.clear_cookie(name, path="/")
+        elif token_matches(token, gw.settings.api_keys + ((gw.settings.admin_token,) if gw.settings.admin_token
+                                                          else ())):
+            self.set_cookie(name, token, path="/", httponly=True, samesite="Strict",
+                            secure=self.request.protocol == "https", expires_days=365)
+        else:
+            self.set_status(401)
+            self.set_header("Content-Type", "application/json; charset=utf-8")
+            self.finish(json.dumps({"error": {"type": "unauthorized", "message":
+                                              "the token in this link is not valid for this gateway"}}))
+            return
+        self.set_header("Cache-Control", "no-store")
+        self.redirect("/", status=303)
 
 
 def admin_routes(ui_dir: Path) -> list:

@@ -21,7 +21,11 @@ class PromptHandler(ComfyApiHandler):
         self.write_json(self.api.prompt_info())
 
     async def post(self) -> None:
-        status, answer = await self.gw.jobs.submit(self.comfy_json())
+        body = self.comfy_json()
+        self.gw.admission.check(self.token)
+        status, answer = await self.gw.jobs.submit(body)
+        if status == 200:
+            self.gw.admission.track(answer["prompt_id"], self.token)
         self.write_json(answer, status)
 
 
@@ -31,6 +35,8 @@ class QueueHandler(ComfyApiHandler):
 
     async def post(self) -> None:
         body = self.comfy_json()
+        if isinstance(body, dict) and body.get("clear"):
+            self.require_admin("clearing the whole queue")
         if await forward_to_dispatcher(self):
             return
         await self.api.delete_from_queue(body)
@@ -43,6 +49,8 @@ class InterruptHandler(ComfyApiHandler):
             body = self.comfy_json()
         except ComfyError:
             body = None  # ComfyUI tolerates an invalid body here: it means a global interrupt
+        if not (isinstance(body, dict) and body.get("prompt_id")):
+            self.require_admin("interrupting every running job")
         if await forward_to_dispatcher(self):
             return
         await self.api.interrupt(body)
@@ -51,7 +59,9 @@ class InterruptHandler(ComfyApiHandler):
 
 class FreeHandler(ComfyApiHandler):
     async def post(self) -> None:
-        await self.api.free(self.comfy_json())
+        body = self.comfy_json()
+        self.require_admin("freeing memory on every worker")
+        await self.api.free(body)
         self.write_empty()
 
 
@@ -75,7 +85,10 @@ class HistoryHandler(ComfyApiHandler):
         self.write_json(entries)
 
     async def post(self) -> None:
-        await self.api.history_post(self.comfy_json())
+        body = self.comfy_json()
+        if isinstance(body, dict) and (body.get("clear") or body.get("delete")):
+            self.require_admin("deleting history")
+        await self.api.history_post(body)
         self.write_empty()
 
 

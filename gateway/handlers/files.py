@@ -9,11 +9,13 @@ import os
 
 from tornado import httputil
 
-from ..errors import ComfyError, GatewayError
+from ..errors import BadRequest, ComfyError, GatewayError, PayloadTooLarge
+from ..files.incoming import BadForm, IncomingUpload
 from ..files.locator import FileLocator, parse_view_query
 from ..files.masks import apply_mask
 from ..workers import connections as worker_connections
 from ..workers import zero_copy
+from . import guard
 from .base import ComfyHandler, dual
 
 logger = logging.getLogger(__name__)
@@ -24,6 +26,7 @@ FORWARDED_REQUEST_HEADERS = ("Range", "If-None-Match", "If-Modified-Since", "If-
 CHUNK = 1024 * 1024  # local files are read and sent in steps of this size
 BACKLOG = 4 * 1024 * 1024  # most bytes of one download waiting in memory while the client catches up
 SPLICE_MIN_BYTES = 1024 * 1024  # from a worker, bodies this big or bigger are spliced (see zero_copy)
+RECEIVE_STEP = 1024 * 1024  # an upload's bytes go to its file (parsed, hashed, written) in pieces this big
 
 
 class ViewHandler(ComfyHandler):
@@ -192,23 +195,80 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 class UploadHandler(ComfyHandler):
-    """POST /upload/image and /upload/mask with ComfyUI's fields and rename rules."""
+    """POST /upload/image and /upload/mask with ComfyUI's fields and rename rules.
+
+    The body is parsed as it arrives (files.incoming): the file goes to a temporary file, hashed on
+    the way, in steps of RECEIVE_STEP on a thread, and is moved into the store; memory stays flat
+    whatever its size.
+    """
+
+    incoming: IncomingUpload | None = None
 
     def initialize(self, mask: bool = False) -> None:
         self.mask = mask
+        self._pending = bytearray()
+
+    def body_limit(self) -> int:
+        return self.gw.settings.max_upload_size + guard.MULTIPART_ALLOWANCE
+
+    def start_body(self) -> None:
+        try:
+            self.incoming = IncomingUpload(self.request.headers.get("Content-Type"), self.gw.uploads.incoming_dir())
+        except BadForm:
+            raise ComfyError(400, b"") from None  # ComfyUI's answer to a body that is not a form
+
+    def receive(self, chunk: bytes):
+        self._pending += chunk
+        if len(self._pending) >= RECEIVE_STEP:
+            return self._write_pending()
+        return None
+
+    async def _write_pending(self) -> None:
+        data, self._pending = bytes(self._pending), bytearray()
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.incoming.write, data)
+        except BadForm as exc:
+            self._body_refused = True
+            self.refuse(BadRequest(str(exc)))
+
+    def on_refused(self) -> None:
+        self._pending = bytearray()
+        if self.incoming is not None:
+            self.incoming.discard()
+
+    def on_finish(self) -> None:
+        self.on_refused()  # whatever was not moved into the store goes
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        self.on_refused()
 
     async def post(self) -> None:
-        files = self.request.files.get("image") or []
-        if not files or not files[0].get("filename"):
+        incoming = self.incoming
+        try:
+            if self._pending:
+                await self._write_pending()
+            if self._finished:
+                return
+            await asyncio.get_running_loop().run_in_executor(None, incoming.close)
+        except BadForm as exc:
+            raise BadRequest(str(exc)) from None
+        if not incoming.filename or incoming.path is None:
             raise ComfyError(400, b"")
-        upload = files[0]
-        form = {k: self.get_body_argument(k, "") for k in ("type", "subfolder", "overwrite", "original_ref")}
-        data = upload["body"]
+        limit = self.gw.settings.max_upload_size
+        if incoming.size > limit:
+            raise PayloadTooLarge(f"the file is {incoming.size} bytes; at most {limit} are accepted",
+                                  extra={"limit": limit})
+        form = {k: incoming.fields.get(k, "") for k in ("type", "subfolder", "overwrite", "original_ref")}
         upload_type = form["type"] or "input"
+        overwrite = form["overwrite"].lower() in ("true", "1")
         if self.mask:
+            data = await asyncio.get_running_loop().run_in_executor(None, incoming.path.read_bytes)
             data = await apply_mask(self.gw, data, form["original_ref"])
-        answer = await self.gw.uploads.save(data, upload["filename"], upload_type, form["subfolder"],
-                                            form["overwrite"].lower() in ("true", "1"))
+            answer = await self.gw.uploads.save(data, incoming.filename, upload_type, form["subfolder"], overwrite)
+        else:
+            answer = await self.gw.uploads.save_file(incoming.path, incoming.sha256, incoming.size,
+                                                     incoming.filename, upload_type, form["subfolder"], overwrite)
         self.write_json(answer)
 
 

@@ -6,15 +6,13 @@ import json
 import logging
 import uuid
 
-from tornado.iostream import StreamBufferFullError, StreamClosedError
-
-from ..clients.relay import CLIENT_BUFFER_LIMIT, ClientConnection
+from ..clients.relay import ClientConnection
+from ..errors import Conflict
 from ..jobs.model import RUNNING
+from ..security.tokens import token_matches
 from .base import GatewaySocketHandler
 
 logger = logging.getLogger(__name__)
-
-MAX_UPLOAD_SIZE = 100 * 1024 * 1024  # ComfyUI's default, which the workers apply to what the gateway copies
 
 
 class ClientSocketHandler(GatewaySocketHandler):
@@ -22,12 +20,20 @@ class ClientSocketHandler(GatewaySocketHandler):
 
     conn: ClientConnection | None = None
 
+    def admit(self) -> None:
+        sid = self.get_query_argument("clientId", None)
+        current = self.gw.hub.get(sid) if sid else None
+        if current is not None and self.gw.settings.api_keys and not token_matches(
+                self.token, (current.key,) if current.key else ()):
+            # With API keys on, a connected client id is taken over only by a socket with the same key.
+            raise Conflict("this clientId is connected with another API key", type="client_id_in_use")
+
     def open(self) -> None:
         sid = self.get_query_argument("clientId", None) or uuid.uuid4().hex
         self._negotiated = False
-        # Past this many unsent bytes the stream refuses writes: the client is not reading.
-        self.ws_connection.stream.max_write_buffer_size = CLIENT_BUFFER_LIMIT
-        self.conn = ClientConnection(sid, self._write_frame)
+        self.bound_writes()
+        self.conn = ClientConnection(sid, self.write_frame)
+        self.conn.key = self.token
         hub = self.gw.hub
         hub.register(self.conn)
         self.conn.put(hub.status_frame(sid))
@@ -35,22 +41,6 @@ class ClientSocketHandler(GatewaySocketHandler):
                         and j.progress.node is not None), None)
         if running is not None:
             self.conn.put(json.dumps({"type": "executing", "data": {"node": running.progress.node}}))
-
-    def _write_frame(self, frame: bytes) -> bool:
-        """Put a whole WebSocket frame into the socket's buffer; False once the client is gone or dropped."""
-        connection = self.ws_connection
-        if connection is None or connection.is_closing():  # nothing may follow a close frame
-            return False
-        try:
-            connection.stream.write(frame)
-            return True
-        except StreamBufferFullError:
-            logger.warning("client %s is too slow (over %d bytes unsent); closing its socket",
-                           self.conn.sid if self.conn else "?", CLIENT_BUFFER_LIMIT)
-            connection.stream.close()  # no close frame: it could not be written either
-        except StreamClosedError:
-            pass
-        return False
 
     def on_message(self, message: str | bytes) -> None:
         if self._negotiated or isinstance(message, bytes):
@@ -65,7 +55,7 @@ class ClientSocketHandler(GatewaySocketHandler):
             self.conn.supports_preview_metadata = bool(isinstance(flags, dict)
                                                        and flags.get("supports_preview_metadata"))
             self.conn.put(json.dumps({"type": "feature_flags", "data": {
-                "supports_preview_metadata": True, "max_upload_size": MAX_UPLOAD_SIZE}}))
+                "supports_preview_metadata": True, "max_upload_size": self.gw.settings.max_upload_size}}))
 
     def on_close(self) -> None:
         if self.conn is not None:

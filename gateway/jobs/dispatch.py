@@ -88,7 +88,7 @@ class Dispatcher(BackgroundLoop):
 
     def _plan(self) -> list:
         waiting = self.jobs.waiting()
-        if self.paused or not waiting or not self.jobs.dispatching or not self.may_send():
+        if self.paused or not waiting or not self.jobs.dispatching or self.jobs.loading or not self.may_send():
             return []
         now = time.time()
         workers = [self.worker_state(w, now) for w in self.registry.all()]
@@ -227,8 +227,10 @@ class Dispatcher(BackgroundLoop):
             await self.uploads.ensure_on_worker(job, worker)
             payload = dict(job.body)
             payload.update({"client_id": self.client_id, "prompt_id": job.prompt_id})
+            prompt = job.prompt
             if self._settings().unique_output_names:
-                payload["prompt"] = tag_output_prefixes(job.prompt, worker.id)
+                prompt = tag_output_prefixes(prompt, worker.id)
+            payload["prompt"] = self.uploads.for_worker(prompt)
             response = await worker.client.request("POST", "/prompt", json_body=payload, guard=self.may_send)
         except SendRefused:
             # The lease lapsed on the way: nothing went out. The job's row still says where it was meant

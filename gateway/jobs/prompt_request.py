@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import BadRequest, comfy_400
+from ..security.addresses import forbidden_address
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -79,8 +80,16 @@ def parse_prompt_request(body: Any) -> PromptRequest:
     webhook = body.get("webhook")
     if webhook is not None:
         parts = urlsplit(webhook) if isinstance(webhook, str) else None
-        if not parts or parts.scheme not in ("http", "https") or not parts.netloc:
+        if not parts or parts.scheme not in ("http", "https") or not parts.netloc or len(webhook) > 1024:
             raise BadRequest("field 'webhook' must be an http(s) URL", extra={"field": "webhook"})
+        try:
+            host = parts.hostname or ""
+            parts.port  # noqa: B018  (raises for a port that is not a number)
+        except ValueError:
+            raise BadRequest("field 'webhook' has an invalid port", extra={"field": "webhook"}) from None
+        if not host or any(c.isspace() for c in webhook) or forbidden_address(host):
+            raise BadRequest("field 'webhook' must name a reachable host (link-local and metadata addresses "
+                             "are refused)", extra={"field": "webhook"})
     targets = body.get("partial_execution_targets")
     if targets is not None and not isinstance(targets, list):
         raise BadRequest("field 'partial_execution_targets' must be a list of node ids",

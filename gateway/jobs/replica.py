@@ -9,6 +9,7 @@ or, when Redis is away, from the store. Listeners hear replicated changes like l
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from ..scheduling.capabilities import requirements_of
@@ -17,6 +18,8 @@ from .events import output_nodes
 from .model import ACTIVE_STATES, FINAL_STATES, QUEUED, Job, Progress
 
 logger = logging.getLogger(__name__)
+
+LOAD_SLICE = 500  # jobs loaded per turn of the event loop
 
 # The fields of a job that change after it was accepted, as other instances need them.
 UPDATE_FIELDS = ("state", "worker_id", "attempts", "priority", "number", "seq", "error", "submitted_at",
@@ -53,12 +56,22 @@ class ReplicaMixin:
         (the dispatcher), a job stopped while its POST travelled gets a send time, so the worker's next
         /queue says whether it arrived.
         """
-        self.reset_active()
+        self.loading = True
+        try:
+            return await self._load(recover)
+        finally:
+            self.loading = False
+
+    async def _load(self, recover: bool) -> list[Job]:
+        rows = await self.store.load_unfinished_jobs()
         self._seq = max(self._seq, await self.store.max_job_seq() or 0)
         if self.shared_seq:
             await self.store.raise_job_counter(self._seq)
+        self.reset_active()
         jobs = []
-        for row in await self.store.load_unfinished_jobs():
+        for index, row in enumerate(rows):
+            if index % LOAD_SLICE == LOAD_SLICE - 1:
+                await asyncio.sleep(0)  # a deep queue loads for seconds: renewals and requests go on meanwhile
             job = self._job_from_row(row)
             if recover:
                 job.progress = Progress(nodes_total=len(job.prompt))

@@ -57,6 +57,7 @@ class JobService(ReplicaMixin):
         self.applying_remote = False  # True while listeners hear a change another instance made
         self._finished_waiters: dict[str, list[asyncio.Future]] = {}
         self.recent_limit = RECENT_FINISHED
+        self.loading = False  # True while the unfinished jobs are read from the store (nothing is planned)
 
     @property
     def dispatching(self) -> bool:
@@ -278,6 +279,16 @@ class JobService(ReplicaMixin):
         missing = self.scheduler.explain_ineligible(self.queued_view(job), states)
         lines = [f"{name}: {item.describe()}" for name, item in missing.items()]
         node_types = sorted({t for item in missing.values() for t in item.node_types})
+        explanation = {"workers": {name: item.describe() for name, item in missing.items()}}
+        unknown = set(node_types)
+        for item in missing.values():
+            unknown &= set(item.node_types)
+        if unknown and len(missing) == len(online):
+            # No worker has this node type at all: answer exactly as ComfyUI does for an unknown node.
+            node_id, class_type = next((nid, node["class_type"]) for nid, node in job.prompt.items()
+                                       if node["class_type"] in unknown)
+            return comfy_400("invalid_prompt", f"Cannot execute because node {class_type} does not exist.",
+                             f"Node ID '#{node_id}'", explanation)
         files = sorted({str(f[3]) for item in missing.values() for f in item.files})
         message = "No worker can run this workflow"
         if node_types:
@@ -285,8 +296,7 @@ class JobService(ReplicaMixin):
         if files:
             message += f"; missing files: {', '.join(files)}"
         return comfy_400("no_capable_worker", message, "\n".join(lines),
-                         {"missing_node_types": node_types, "missing_files": files,
-                          "workers": {name: item.describe() for name, item in missing.items()}})
+                         {"missing_node_types": node_types, "missing_files": files, **explanation})
 
     def _track(self, job: Job) -> None:
         self.active[job.prompt_id] = job

@@ -228,7 +228,24 @@ class UploadBlob(BaseModel):
         indexes = ((("sha256", "part"), True),)
 
 
-MODELS = (Worker, Job, Upload, Output, Setting, Lease, Instance, Counter, WorkerStatus, ObjectInfo, UploadBlob)
+class WebhookDelivery(BaseModel):
+    """A webhook notification not delivered yet (the durable outbox): retried with back-off, across restarts."""
+
+    id = AutoField()
+    prompt_id = CharField(max_length=36)
+    url = CharField(max_length=1024)
+    payload = LongJSONTextField()
+    attempts = IntegerField(default=0, constraints=_default(0))
+    next_attempt_at = DoubleField(index=True)
+    last_error = CharField(max_length=255, null=True)
+    created_at = DoubleField()
+
+    class Meta:
+        table_name = "webhook_outbox"
+
+
+MODELS = (Worker, Job, Upload, Output, Setting, Lease, Instance, Counter, WorkerStatus, ObjectInfo, UploadBlob,
+          WebhookDelivery)
 
 
 def bind_models(db):

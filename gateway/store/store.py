@@ -10,7 +10,7 @@ import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from . import file_queries, job_queries, worker_queries
+from . import file_queries, job_queries, webhook_queries, worker_queries
 from .cluster_facade import ClusterFacade
 from .database import open_database
 from .errors import StoreClosedError
@@ -210,3 +210,25 @@ class Store(ClusterFacade):
     async def set_settings(self, values):
         """Upsert settings; a None value deletes that key."""
         return await self._query(file_queries.set_settings, values)
+
+    # -- webhook outbox -----------------------------------------------------
+
+    async def add_webhook_delivery(self, fields):
+        """Queue a webhook notification durably; returns its id."""
+        return await self._query(webhook_queries.add_delivery, fields)
+
+    async def due_webhook_deliveries(self, until, limit=50):
+        """Notifications due by ``until``, earliest first."""
+        return await self._query(webhook_queries.due_deliveries, until, limit)
+
+    async def next_webhook_due_at(self):
+        """When the next notification is due, or None."""
+        return await self._query(webhook_queries.next_due_at)
+
+    async def retry_webhook_delivery(self, delivery_id, attempts, next_attempt_at, error):
+        """Record a failed try."""
+        return await self._query(webhook_queries.retry_delivery, delivery_id, attempts, next_attempt_at, error)
+
+    async def delete_webhook_delivery(self, delivery_id):
+        """Remove a delivered (or abandoned) notification."""
+        return await self._query(webhook_queries.delete_delivery, delivery_id)

@@ -4,7 +4,7 @@ Tornado's curl client costs about 0.3 ms more per request than writing the reque
 answer on a kept socket (measured: 0.76 ms against 0.45 ms for POST /prompt to the simulator), and
 that request is on the path of every accepted job. Downloads use the same connections so that
 their bodies can be spliced (see zero_copy). Only plain-http workers: HTTPS workers use Tornado's
-client.
+client. Answers are parsed by httptools (answer_parser), with bounds on heads, trailers and bodies.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
-from tornado.httputil import HTTPHeaders, HTTPInputError
+from tornado.httputil import HTTPHeaders
 
 from ..errors import WorkerBadAnswer, WorkerTimeout, WorkerUnavailable
+from .answer_parser import AnswerParser, BadAnswer
 
-MAX_HEAD = 64 * 1024
 CONNECT_TIMEOUT = 10.0  # seconds at most for a connect, whatever the request's time limit
 MAX_BODY = 64 * 1024 * 1024  # a JSON answer read whole (downloads are streamed instead)
 IDLE_PER_WORKER = 8  # kept-alive connections to one worker, for the next requests
@@ -119,6 +119,7 @@ class Answer:
     pool: IdleConnections | None = None  # where the connection goes back to
     done: bool = False
     deadline: _Deadline | None = None  # the request's time limit, for reading the body
+    parser: AnswerParser | None = None  # goes on parsing when the body is read here (not spliced)
 
     @property
     def remaining(self) -> int:
@@ -169,25 +170,21 @@ async def open_answer(pool: IdleConnections | None, base_url: str, method: str, 
         if body is not None:
             lines.append(f"Content-Length: {len(body)}")
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+        parser = AnswerParser(MAX_BODY)
         sock = pool.take(key) if pool is not None else None
         if sock is not None:
             try:
                 _check(guard, what)
-                buffer = await _exchange(loop, sock, request, deadline)
+                await _exchange(loop, sock, request, parser, deadline)
             except _ClosedBeforeAnswer:
                 sock.close()  # the worker closed the kept connection meanwhile: once more on a new one
                 sock = None
+                parser = AnswerParser(MAX_BODY)
         if sock is None:
             # A worker host that is off drops the connect silently: give up on it as curl did (10 s).
             sock = await asyncio.wait_for(_connect(loop, host, port), min(CONNECT_TIMEOUT, deadline.left()))
             _check(guard, what)
-            buffer = await _exchange(loop, sock, request, deadline)
-        while True:
-            raw_head, early = buffer.split(b"\r\n\r\n", 1)
-            version, status, parsed = _parse_head(raw_head)
-            if not (100 <= status < 200 and status != 101):
-                break
-            buffer = await _read_head(loop, sock, early, deadline)  # an interim answer: the real one follows
+            await _exchange(loop, sock, request, parser, deadline)
     except asyncio.TimeoutError:
         if sock is not None:
             sock.close()
@@ -197,10 +194,11 @@ async def open_answer(pool: IdleConnections | None, base_url: str, method: str, 
             sock.close()
         raise WorkerUnavailable(f"cannot send {what} to worker {worker_name}: its URL or a header is not "
                                 "Latin-1") from None
-    except (_TooLongHead, ValueError, HTTPInputError):
+    except BadAnswer as exc:
         if sock is not None:
             sock.close()
-        raise WorkerBadAnswer(f"worker {worker_name} answered {what} with something that is not HTTP") from None
+        raise WorkerBadAnswer(f"worker {worker_name} answered {what} with something that is not acceptable "
+                              f"HTTP: {exc}") from None
     except (OSError, _ClosedBeforeAnswer) as exc:
         if sock is not None:
             sock.close()
@@ -209,11 +207,13 @@ async def open_answer(pool: IdleConnections | None, base_url: str, method: str, 
         if sock is not None:
             sock.close()
         raise
-    return Answer(sock=sock, status=status, headers=parsed, early=early,
-                  length=_content_length(parsed.get_list("Content-Length")),
-                  chunked="chunked" in parsed.get("Transfer-Encoding", "").lower(), key=key,
-                  keep_alive=version == "HTTP/1.1" and "close" not in parsed.get("Connection", "").lower(),
-                  consumed=status in (204, 304) or method == "HEAD", pool=pool, deadline=deadline)
+    headers = parser.headers
+    no_body = method == "HEAD" or parser.status in (204, 304)
+    return Answer(sock=sock, status=parser.status, headers=headers, early=parser.take_body(),
+                  length=None if no_body else _content_length(headers),
+                  chunked="chunked" in headers.get("Transfer-Encoding", "").lower(), key=key,
+                  keep_alive=parser.keep_alive, consumed=no_body,
+                  pool=pool, deadline=deadline, parser=parser)
 
 
 def _check(guard: Callable[[], bool] | None, what: str) -> None:
@@ -221,22 +221,10 @@ def _check(guard: Callable[[], bool] | None, what: str) -> None:
         raise SendRefused(f"{what} not sent")
 
 
-def _parse_head(raw_head: bytes) -> tuple[str, int, HTTPHeaders]:
-    """(version, status, headers) of an answer head; ValueError/HTTPInputError when it is not HTTP."""
-    status_line, _, header_text = raw_head.decode("latin-1").partition("\r\n")
-    version, code = (status_line.split(" ", 2) + [""])[:2]
-    if not version.startswith("HTTP/") or not code.isdigit():
-        raise ValueError(status_line)
-    return version, int(code), HTTPHeaders.parse(header_text)
-
-
-def _content_length(values: list[str]) -> int | None:
-    """The Content-Length (repeats of one value allowed, as RFC 9110 does), or None."""
-    found = {value.strip() for item in values for value in item.split(",")}
-    if len(found) != 1:
-        return None
-    value = found.pop()
-    return int(value) if value.isdigit() else None
+def _content_length(headers: HTTPHeaders) -> int | None:
+    """The Content-Length (the parser has checked it is one number), or None."""
+    value = headers.get("Content-Length")
+    return int(value) if value is not None and value.strip().isdigit() and value.isascii() else None
 
 
 async def request(pool: IdleConnections | None, base_url: str, method: str, path: str, *, query: dict | None = None,
@@ -248,12 +236,10 @@ async def request(pool: IdleConnections | None, base_url: str, method: str, path
     try:
         if answer.consumed:
             content = b""
-        elif answer.chunked:
-            content = await read_chunked(answer)
         elif answer.length is not None:
             content = await read_rest(answer)
         else:
-            content = await read_to_close(answer)
+            content = await read_to_close(answer) if not answer.chunked else await read_chunked(answer)
     finally:
         answer.close()
     return answer.status, answer.headers, content
@@ -263,39 +249,27 @@ class _ClosedBeforeAnswer(Exception):
     """The connection ended (closed or reset) before any byte of the answer."""
 
 
-class _TooLongHead(Exception):
-    """The answer head is longer than MAX_HEAD."""
-
-
-async def _exchange(loop: asyncio.AbstractEventLoop, sock: socket.socket, request: bytes,
-                    deadline: _Deadline) -> bytes:
-    """Send the request and read the answer up to the end of its head (plus what came with it)."""
+async def _exchange(loop: asyncio.AbstractEventLoop, sock: socket.socket, request: bytes, parser: AnswerParser,
+                    deadline: _Deadline) -> None:
+    """Send the request and read the answer up to the end of its head (and what came with it)."""
     try:
         await asyncio.wait_for(loop.sock_sendall(sock, request), deadline.left())
     except (ConnectionResetError, BrokenPipeError) as exc:
         raise _ClosedBeforeAnswer(str(exc)) from None
-    return await _read_head(loop, sock, b"", deadline)
-
-
-async def _read_head(loop: asyncio.AbstractEventLoop, sock: socket.socket, buffer: bytes,
-                     deadline: _Deadline) -> bytes:
-    """Read until the end of an answer head; _ClosedBeforeAnswer if the connection ends before any byte."""
-    started_empty = not buffer
-    while b"\r\n\r\n" not in buffer:
-        if len(buffer) > MAX_HEAD:
-            raise _TooLongHead()
+    received = 0
+    while not parser.head_done:
         try:
             data = await asyncio.wait_for(loop.sock_recv(sock, 65536), deadline.left())
         except (ConnectionResetError, BrokenPipeError) as exc:
-            if started_empty and not buffer:
+            if not received:
                 raise _ClosedBeforeAnswer(str(exc)) from None
             raise
         if not data:
-            if started_empty and not buffer:
+            if not received:
                 raise _ClosedBeforeAnswer("the connection closed before the answer")
             raise ConnectionResetError("the connection closed in the middle of the answer head")
-        buffer += data
-    return buffer
+        received += len(data)
+        parser.feed(data)
 
 
 async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
@@ -351,80 +325,45 @@ def _body_deadline(answer: Answer, timeout: float | None) -> _Deadline:
 async def read_rest(answer: Answer, timeout: float | None = None) -> bytes:
     """The whole (small) body of an answer with a Content-Length (within timeout, else what is left
     of the request's); WorkerTimeout/WorkerUnavailable/WorkerBadAnswer."""
-    loop = asyncio.get_running_loop()
-    deadline = _body_deadline(answer, timeout)
     length = answer.length or 0
     if length > MAX_BODY:
         raise WorkerBadAnswer("the worker's answer is too long to be read whole")
-    body = bytearray(answer.early[:length])
-    with _body_errors():
-        while len(body) < length:
-            data = await asyncio.wait_for(loop.sock_recv(answer.sock, min(length - len(body), 1 << 20)),
-                                          deadline.left())
-            if not data:
-                raise WorkerUnavailable("the worker closed the connection before the end of its answer")
-            body += data
-    answer.consumed = len(answer.early) <= length  # nothing beyond the answer came with it
-    return bytes(body)
-
-
-_HEX = frozenset(b"0123456789abcdefABCDEF")
+    # Never read past this answer: what follows it on a kept connection is not ours.
+    return await _read_body(answer, timeout, lambda received: min(length - received, 1 << 20))
 
 
 async def read_chunked(answer: Answer) -> bytes:
     """A body sent in chunks (Transfer-Encoding: chunked), read whole."""
-    loop = asyncio.get_running_loop()
-    deadline = _body_deadline(answer, None)
-    buffer = bytearray(answer.early)
-    body = bytearray()
-
-    async def more() -> None:
-        data = await asyncio.wait_for(loop.sock_recv(answer.sock, 65536), deadline.left())
-        if not data:
-            raise WorkerUnavailable("the worker closed the connection in the middle of an answer")
-        buffer.extend(data)
-
-    with _body_errors():
-        try:
-            while True:
-                while b"\r\n" not in buffer:
-                    if len(buffer) > MAX_HEAD:
-                        raise ValueError("chunk size line too long")
-                    await more()
-                line = bytes(buffer[:buffer.index(b"\r\n")])
-                digits = line.split(b";", 1)[0].strip()
-                if not digits or not set(digits) <= _HEX:
-                    raise ValueError(line)
-                size = int(digits, 16)
-                if len(body) + size > MAX_BODY:
-                    raise WorkerBadAnswer("the worker's answer is too long to be read whole")
-                del buffer[:len(line) + 2]
-                if size == 0:
-                    while not (buffer.startswith(b"\r\n") or b"\r\n\r\n" in buffer):  # trailers, then a blank line
-                        await more()
-                    end = 2 if buffer.startswith(b"\r\n") else buffer.index(b"\r\n\r\n") + 4
-                    answer.consumed = len(buffer) == end
-                    return bytes(body)
-                while len(buffer) < size + 2:
-                    await more()
-                if buffer[size:size + 2] != b"\r\n":
-                    raise ValueError("chunk not followed by CRLF")
-                body += buffer[:size]
-                del buffer[:size + 2]
-        except ValueError:
-            raise WorkerBadAnswer("the worker sent a malformed chunked answer") from None
+    return await _read_body(answer, None, lambda received: 65536)
 
 
 async def read_to_close(answer: Answer) -> bytes:
     """A body without a length: everything until the worker closes the connection."""
+    return await _read_body(answer, None, lambda received: 65536, until_close=True)
+
+
+async def _read_body(answer: Answer, timeout: float | None, step, until_close: bool = False) -> bytes:
+    """Feed the socket's bytes to the answer's parser until the answer ends; the body read whole."""
     loop = asyncio.get_running_loop()
-    deadline = _body_deadline(answer, None)
+    deadline = _body_deadline(answer, timeout)
+    parser = answer.parser
     body = bytearray(answer.early)
     with _body_errors():
-        while True:
-            data = await asyncio.wait_for(loop.sock_recv(answer.sock, 65536), deadline.left())
-            if not data:
-                return bytes(body)
-            body += data
-            if len(body) > MAX_BODY:
-                raise WorkerBadAnswer("the worker's answer is too long to be read whole")
+        try:
+            while not parser.complete:
+                want = step(len(body))
+                if want <= 0:
+                    break
+                data = await asyncio.wait_for(loop.sock_recv(answer.sock, want), deadline.left())
+                if not data:
+                    if until_close:
+                        break
+                    raise WorkerUnavailable("the worker closed the connection before the end of its answer")
+                parser.feed(data)
+                body += parser.take_body()
+                if len(body) > MAX_BODY:
+                    raise WorkerBadAnswer("the worker's answer is too long to be read whole")
+        except BadAnswer as exc:
+            raise WorkerBadAnswer(f"the worker's answer is not acceptable HTTP: {exc}") from None
+    answer.consumed = parser.complete and not parser.extra and not until_close
+    return bytes(body)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -94,11 +96,36 @@ class Worker:
         }
 
 
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+                        r"(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$")
+
+
+def _valid_host(hostname: str) -> bool:
+    """A DNS name or an IP address (no spaces, no stray characters)."""
+    try:
+        ipaddress.ip_address(hostname)
+        return True
+    except ValueError:
+        return bool(_HOST_NAME.match(hostname))
+
+
+def origin_of(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a worker URL: the origin its credentials belong to."""
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def normalize_url(raw: Any) -> tuple[str, str | None, str | None]:
     """Validate a worker URL; returns (url without credentials, user, password) or raises BadRequest."""
     if not isinstance(raw, str) or not raw.strip():
         raise BadRequest("field 'url' is required, e.g. http://127.0.0.1:8188", extra={"field": "url"})
     text = raw.strip()
+    if len(text) > 512 or not text.isprintable() or any(c.isspace() for c in text):
+        raise BadRequest("field 'url' must be a URL without spaces, e.g. http://127.0.0.1:8188",
+                         extra={"field": "url"})
+    if not text.isascii():
+        raise BadRequest("field 'url' must be ASCII (percent-encode other characters, use the punycode of a "
+                         "host name)", extra={"field": "url"})
     if "://" not in text:
         text = "http://" + text
     parts = urlsplit(text)
@@ -106,6 +133,8 @@ def normalize_url(raw: Any) -> tuple[str, str | None, str | None]:
         raise BadRequest(f"field 'url' must use http or https, got {parts.scheme!r}", extra={"field": "url"})
     if not parts.hostname:
         raise BadRequest("field 'url' has no host name", extra={"field": "url"})
+    if not _valid_host(parts.hostname):
+        raise BadRequest(f"field 'url' has an invalid host name {parts.hostname!r}", extra={"field": "url"})
     try:
         port = parts.port
     except ValueError:
@@ -306,6 +335,12 @@ class WorkerRegistry:
             raise Conflict(f"a worker with url {fields['url']} is already registered")
         if not fields:
             return worker
+        if "url" in fields and origin_of(fields["url"]) != origin_of(worker.url):
+            # Credentials belong to an origin: a new scheme, host or port gets none unless sent again.
+            fields.setdefault("auth_username", None)
+            fields.setdefault("auth_password", None)
+            if worker.auth_password and not fields["auth_password"]:
+                logger.info("worker %s moved to another origin: its stored password was dropped", worker.name)
         worker.updated_at = time.time()
         await self._store.update_worker(worker.id, {**fields, "updated_at": worker.updated_at})
         self._apply_fields(worker, fields)

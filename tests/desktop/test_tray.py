@@ -55,7 +55,7 @@ def x_tray(xvfb, monkeypatch):
 def test_tray_menu_drives_the_gateway(tmp_path, x_tray):
     sim = SimThread().start()
     settings = dataclasses.replace(gateway_settings(tmp_path / "data"), tray=True, open_browser=True)
-    opened, folders, seen, errors = [], [], {}, []
+    opened, folders, seen, errors, copied = [], [], {}, [], []
 
     def drive(app) -> None:  # runs on pystray's setup thread while the tray loop owns the main thread
         try:
@@ -70,6 +70,8 @@ def test_tray_menu_drives_the_gateway(tmp_path, x_tray):
 
             _item(app, "Open admin page")(app.icon)
             assert opened == [app.url, app.url]
+            _item(app, "Copy admin link")(app.icon)
+            assert copied == [app.url], "on loopback without a token the link is the plain address"
             _item(app, "Open data folder")(app.icon)
             assert folders == [settings.data_path]
 
@@ -95,7 +97,7 @@ def test_tray_menu_drives_the_gateway(tmp_path, x_tray):
 
     try:
         code = run_with_tray(settings, opener=opened.append, folder_opener=folders.append, on_ready=drive,
-                             refresh_seconds=0.2)
+                             refresh_seconds=0.2, copier=copied.append)
     finally:
         sim.close()
     if errors:
@@ -136,3 +138,37 @@ def test_tray_falls_back_to_headless_without_a_display(tmp_path, monkeypatch, ca
     assert "no display found" in caplog.text and "running headless" in caplog.text
     assert started["port"] and not port_open(started["port"])
     assert opened == [], "no browser on a machine without a display (it would be a text browser)"
+
+
+@pytest.mark.timeout(60)
+def test_copy_admin_link_carries_the_token_and_the_link_signs_a_browser_in(tmp_path):
+    from gateway.desktop.runner import GatewayRunner
+    settings = gateway_settings(tmp_path / "data", GATEWAY_ADMIN_TOKEN="tray-admin-token")
+    runner = GatewayRunner(settings)
+    runner.start()
+    try:
+        copied, opened = [], []
+        app = tray_module.TrayApp(runner, runner.url, settings.data_path, opened.append, lambda path: None,
+                                  copier=copied.append)
+        app.copy_admin_link()
+        app.open_admin()
+        link = f"http://127.0.0.1:{runner.port}/?token=tray-admin-token"
+        assert copied == [link] and opened == [link]
+        # The link is what a browser opens: the token goes into an HttpOnly, SameSite=Strict cookie.
+        import urllib.request
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            opener.open(link)
+            raise AssertionError("the link should redirect")
+        except urllib.error.HTTPError as answer:
+            assert answer.code == 303 and answer.headers["Location"] == "/"
+            cookie = answer.headers["Set-Cookie"]
+        assert "tray-admin-token" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    finally:
+        runner.request_stop()
+        runner.thread.join(10)

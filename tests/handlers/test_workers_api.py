@@ -17,7 +17,8 @@ async def test_register_validate_and_change_workers(cluster, fake_comfy_factory)
         status, answer = await cluster.request("POST", "/api/workers", json=body)
         assert status == 400, body
         assert answer["error"]["field"] == field and field in answer["error"]["message"]
-    status, answer = await cluster.request("POST", "/api/workers", data=b"not json")
+    status, answer = await cluster.request("POST", "/api/workers", data=b"not json",
+                                           headers={"Content-Type": "application/json"})
     assert status == 400 and answer["error"]["type"] == "bad_request"
 
     created = await cluster.post("/api/workers", {"url": sim.url + "/", "name": "gpu-a", "weight": 2})

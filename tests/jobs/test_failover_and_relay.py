@@ -133,8 +133,8 @@ async def _socket_that_never_reads(url: str, client_id: str) -> socket.socket:
 
 
 async def test_a_client_that_stops_reading_is_dropped_without_holding_up_the_others(cluster, monkeypatch):
-    import gateway.handlers.ws as ws_handler
-    monkeypatch.setattr(ws_handler, "CLIENT_BUFFER_LIMIT", 2 * 1024 * 1024)
+    import gateway.handlers.base as handler_base
+    monkeypatch.setattr(handler_base, "CLIENT_BUFFER_LIMIT", 2 * 1024 * 1024)
     await cluster.add_sim(node_seconds=0.02)
     await cluster.wait_online()
     hub = cluster.gateway.hub

@@ -137,8 +137,7 @@ async def test_the_timeout_bounds_the_whole_request_not_each_read():
 
 @pytest.mark.parametrize("answer, expected", [
     (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", b"ok"),
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello", b"hello"),
-], ids=["interim-100", "repeated-length"])
+], ids=["interim-100"])
 async def test_unusual_but_valid_heads_are_understood(answer, expected):
     async with RawWorker(answer, then="stall") as worker:
         status, _, body = await worker_connections.request(None, worker.url, "GET", "/x", headers={}, body=None,

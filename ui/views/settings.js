@@ -1,9 +1,8 @@
 // Settings: the runtime settings (PATCH /api/settings), secrets shown only as "set", the rest read-only.
 
-import { api, getToken, setToken } from "../api.js";
+import { api, setToken } from "../api.js";
 import { h, setChildren, setText, showError, clearError, busy } from "../dom.js";
 import { t, onLanguage } from "../i18n.js";
-import { reconnect } from "../live.js";
 
 // Editable settings the page offers, in display order, with their input kind.
 const FIELDS = [
@@ -13,6 +12,8 @@ const FIELDS = [
   { name: "queue_cache_ttl_seconds", kind: "number", min: 0.1, step: "any", unit: "s", group: "limits" },
   { name: "default_max_queue", kind: "number", min: 1, step: 1, group: "limits" },
   { name: "max_retries", kind: "number", min: 0, step: 1, group: "limits" },
+  { name: "max_queued", kind: "number", min: 0, step: 1, group: "limits" },
+  { name: "max_queued_per_key", kind: "number", min: 0, step: 1, group: "limits" },
 ];
 
 /** Which field a settings error is about: error.field, else the setting named in the message. */
@@ -58,7 +59,7 @@ export function mount(container) {
     h("div.dialog-actions", {}, saved, h("span.spacer"), saveButton));
 
   const readOnly = h("dl.kv.readonly");
-  const tokenInput = h("input#admin-token", { type: "password", autocomplete: "off", value: getToken() });
+  const tokenInput = h("input#admin-token", { type: "password", autocomplete: "off", value: "" });
   const tokenButton = h("button.btn", { type: "submit", "data-i18n": "save_token" });
   const tokenState = h("span.small.muted", { role: "status" });
   const side = h("div.side",
@@ -167,10 +168,8 @@ export function mount(container) {
 
   side.querySelector("#token-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    setToken(tokenInput.value.trim());
     setText(tokenState, t(tokenInput.value.trim() ? "token_saved" : "token_cleared"));
-    reconnect();
-    load();
+    setToken(tokenInput.value.trim()); // the gateway keeps it in an HttpOnly cookie; the page reloads
   });
 
   onLanguage(fill);

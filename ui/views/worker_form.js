@@ -37,6 +37,16 @@ export function openWorkerDialog(worker, onSaved) {
   const passwordState = editing && worker.auth_password_set
     ? h("div.hint", {}, h("span.chip.ok", {}, t("set")), " ", h("label.inline", { for: clearPassword.id }, clearPassword, t("remove_password")))
     : null;
+  // Credentials belong to an address: the gateway drops a saved password when scheme, host or port change.
+  const movedNote = h("div.hint.warn", { role: "status", hidden: true }, t("hint.password_dropped"));
+  const originOf = (text) => {
+    try {
+      const u = new URL(/:\/\//.test(text) ? text : `http://${text}`);
+      return `${u.protocol}//${u.hostname}:${u.port || (u.protocol === "https:" ? "443" : "80")}`;
+    } catch { return text; }
+  };
+  const moved = () => editing && originOf(inputs.url.value.trim()) !== originOf(worker.url);
+  inputs.url.addEventListener("input", () => { movedNote.hidden = !(moved() && worker.auth_password_set); });
   const report = h("div.form-report", { role: "status", "aria-live": "polite" });
   const formError = h("div.form-error-anchor");
   const testButton = h("button.btn", { type: "button" }, t("test_connection"));
@@ -55,7 +65,7 @@ export function openWorkerDialog(worker, onSaved) {
       h("p.hint", {}, t("hint.auth")),
       h("div.form-grid", {},
         field("auth_username", "field.auth_username", inputs.auth_username),
-        h("div", {}, field("auth_password", "field.auth_password", inputs.auth_password), passwordState))),
+        h("div", {}, field("auth_password", "field.auth_password", inputs.auth_password), passwordState, movedNote))),
     formError, report,
     h("div.dialog-actions", {}, testButton, h("span.spacer"), cancelButton, saveButton));
   const dialog = h("dialog.worker-dialog", { "aria-label": editing ? t("edit_worker", { name: worker.name }) : t("add_worker") }, form);
@@ -97,7 +107,7 @@ export function openWorkerDialog(worker, onSaved) {
     if (weight !== null && (!editing || weight !== worker.weight)) out.weight = weight;
     if (maxQueue !== null && (!editing || maxQueue !== worker.max_queue)) out.max_queue = maxQueue;
     if (!editing || inputs.enabled.checked !== worker.enabled) out.enabled = inputs.enabled.checked;
-    if (!editing ? user : user !== (worker.auth_username || "")) out.auth_username = user || null;
+    if (!editing ? user : user !== (worker.auth_username || "") || moved()) out.auth_username = user || null;
     if (password) out.auth_password = password;
     else if (clearPassword.checked) out.auth_password = null;
     return out;

@@ -78,8 +78,9 @@ export function mount(container) {
     }
     if (worker.vram_total) {
       const used = worker.vram_used ?? 0;
-      const bar = h("div.mini-bar", { title: `${fmtBytes(used)} / ${fmtBytes(worker.vram_total)}` },
-        h("div", { style: `width:${Math.round((100 * used) / worker.vram_total)}%` }));
+      const fill = h("div");
+      fill.style.width = `${Math.round((100 * used) / worker.vram_total)}%`; // CSSOM: allowed by the page's CSP
+      const bar = h("div.mini-bar", { title: `${fmtBytes(used)} / ${fmtBytes(worker.vram_total)}` }, fill);
       setChildren(cells.vram, h("span", {}, `${fmtBytes(used)} / ${fmtBytes(worker.vram_total)}`), bar);
     } else {
       setChildren(cells.vram, h("span.muted", {}, "—"));
