@@ -33,6 +33,7 @@ case "${1:-}" in
     shift
     install_requirements requirements-dev.txt
     scripts/install_system_deps.sh
+    scripts/install_node_deps.sh
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)
