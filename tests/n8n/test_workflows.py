@@ -202,14 +202,15 @@ def _strings(value):
 
 
 def test_every_expression_in_the_n8n_guide_is_one_the_replay_resolved():
-    guide = (ROOT / "docs" / "n8n.md").read_text(encoding="utf-8")
+    guide = "\n".join((ROOT / name).read_text(encoding="utf-8") for name in ("docs/n8n.md", "README.md",
+                                                                           "docs/api.md"))
     in_files = set()
     for kind in FILES:
         for value in _strings(load(kind)):
             in_files.update(re.findall(r"\{\{.*?\}\}", value, flags=re.S))
     shown = set(re.findall(r"\{\{.*?\}\}", guide, flags=re.S))
     assert shown, "the guide shows expressions"
-    assert shown <= in_files, f"expressions in docs/n8n.md that no replayed file has: {sorted(shown - in_files)}"
+    assert shown <= in_files, f"expressions in the docs that no replayed file has: {sorted(shown - in_files)}"
 
 
 async def test_the_replay_notices_a_file_that_drifted_from_the_api(tmp_path, resolver):
