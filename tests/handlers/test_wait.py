@@ -107,6 +107,25 @@ async def test_wait_mode_times_out_with_the_current_status_then_the_long_poll_fo
     assert body["status"] == "done"
 
 
+async def test_the_long_poll_follows_a_job_to_its_failure(cluster):
+    sim = await _online(cluster)
+    sim.fail_prompt(lambda prompt_id: True)
+    await cluster.post("/api/dispatch", {"paused": True})
+    answer = await cluster.submit(sample_workflow())
+    polls = [asyncio.ensure_future(cluster.get(f"/api/task/{answer['prompt_id']}/status?wait=30"))]
+    while cluster.gateway.waits.count == 0:
+        await asyncio.sleep(0.02)
+    await cluster.post("/api/dispatch", {"paused": False})
+    seen = ["queued"]
+    while seen[-1] not in ("done", "failed"):
+        body = await polls.pop()
+        assert body["state"] != seen[-1], (seen, body)
+        seen.append(body["state"])
+        polls.append(asyncio.ensure_future(cluster.get(f"/api/task/{answer['prompt_id']}/status?wait=30")))
+    assert seen[-1] == "failed" and body["error"]["type"], (seen, body)
+    assert (await polls.pop())["status"] == "failed"  # asked again: answered at once
+
+
 async def test_the_long_poll_times_out_with_the_state_unchanged(cluster):
     await _online(cluster)
     await cluster.post("/api/dispatch", {"paused": True})
