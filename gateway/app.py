@@ -22,6 +22,7 @@ from .clients.wiring import EventWiring
 from .cluster.shared_state import SharedState
 from .comfy_api import ComfyApi
 from .config import SETTINGS_BY_NAME, Settings
+from .editor.services import Editor
 from .files.outputs import OutputIndex
 from .files.uploads import UploadService
 from .handlers import routes
@@ -90,6 +91,7 @@ class Gateway:
         self.hub = ClientHub(self.cluster_queue_remaining)
         self.events: EventWiring | None = None
         self.comfy_api = ComfyApi(self)
+        self.editor = Editor(self)  # the ComfyUI editor at /comfy/
         self.webhooks: WebhookSender | None = None
         self.shared: SharedState | None = None
 

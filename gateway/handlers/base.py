@@ -39,12 +39,20 @@ def origin_allowed(host: str | None, origin: str | None) -> bool:
     return host.lower() == parts.netloc.lower()
 
 
+EDITOR_PREFIX = "/comfy/"
+EDITOR_COOKIE = "comfyui_gateway_key"  # set by POST /comfy/login (handlers/editor.py)
+
+
 def bearer_token(handler: tornado.web.RequestHandler) -> str | None:
-    """The token from 'Authorization: Bearer X' or ?api_key=X."""
+    """The token from 'Authorization: Bearer X' or ?api_key=X; under /comfy/ also the editor's cookie,
+    since the ComfyUI editor cannot add a header to its own requests."""
     header = handler.request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
-    return handler.get_query_argument("api_key", None)
+    token = handler.get_query_argument("api_key", None)
+    if token is None and handler.request.path.startswith(EDITOR_PREFIX):
+        token = handler.get_cookie(EDITOR_COOKIE)
+    return token
 
 
 def token_matches(token: str | None, allowed: tuple[str, ...] | list[str]) -> bool:
@@ -141,6 +149,9 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(exc.body, (dict, list)):
             self.set_header("Content-Type", "application/json; charset=utf-8")
             self.finish(json.dumps(exc.body))
+        elif isinstance(exc.body, str):
+            self.set_header("Content-Type", "text/plain; charset=utf-8")  # aiohttp's web.Response(text=)
+            self.finish(exc.body)
         else:
             self.set_header("Content-Type", "application/octet-stream")  # what aiohttp sends for these
             self.finish(exc.body or b"")

@@ -12,6 +12,7 @@ from peewee import (
     SQL,
     AutoField,
     BigIntegerField,
+    BlobField,
     BooleanField,
     CharField,
     DoubleField,
@@ -48,6 +49,15 @@ class LongJSONTextField(JSONTextField):
     """LONGTEXT column holding JSON (SQLite sees it as TEXT affinity)."""
 
     field_type = "LONGTEXT"
+
+
+class LongBlobField(BlobField):
+    """LONGBLOB column (up to 4 GB in MySQL; BLOB affinity in SQLite): bytes in, bytes out."""
+
+    field_type = "LONGBLOB"
+
+    def python_value(self, value):
+        return bytes(value) if value is not None else None
 
 
 def _default(literal):
@@ -144,7 +154,24 @@ class Setting(BaseModel):
         table_name = "settings"
 
 
-MODELS = (Worker, Job, Upload, Output, Setting)
+class EditorFile(BaseModel):
+    """A file or folder of the ComfyUI editor's user data (/api/userdata): workflows, settings, ..."""
+
+    id = AutoField()
+    user = CharField(max_length=64)
+    path = CharField(max_length=512)  # relative to the user's root, "/"-separated, normalised
+    is_dir = BooleanField(default=False, constraints=_default(0))
+    content = LongBlobField(null=True)  # NULL for a folder
+    size = BigIntegerField(default=0, constraints=_default(0))
+    created_at = DoubleField()
+    modified_at = DoubleField()
+
+    class Meta:
+        table_name = "editor_files"
+        indexes = ((("user", "path"), True),)
+
+
+MODELS = (Worker, Job, Upload, Output, Setting, EditorFile)
 
 
 def bind_models(db):

@@ -10,7 +10,7 @@ import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from . import file_queries, job_queries, worker_queries
+from . import editor_queries, file_queries, job_queries, worker_queries
 from .database import open_database
 from .errors import StoreClosedError
 
@@ -196,3 +196,36 @@ class Store:
     async def set_settings(self, values):
         """Upsert settings; a None value deletes that key."""
         return await self._query(file_queries.set_settings, values)
+
+    # -- the ComfyUI editor's user data ------------------------------------
+
+    async def editor_get(self, user, path):
+        """The file or folder row at path (content included), or None."""
+        return await self._query(editor_queries.get_file, user, path)
+
+    async def editor_has_data(self, user):
+        """True when the user has stored anything."""
+        return await self._query(editor_queries.has_data, user)
+
+    async def editor_tree(self, user, folder):
+        """Info rows of everything inside folder ("" for the root)."""
+        return await self._query(editor_queries.list_tree, user, folder)
+
+    async def editor_put(self, user, path, content, overwrite):
+        """Write a file; ``(outcome, info)`` (see editor_queries.put_file)."""
+        return await self._query(editor_queries.put_file, user, path, content,
+                                 overwrite)
+
+    async def editor_delete(self, user, path):
+        """Delete a file: "ok", "missing" or "is_dir"."""
+        return await self._query(editor_queries.delete_file, user, path)
+
+    async def editor_move(self, user, source, dest, overwrite):
+        """Move a file or folder; ``(outcome, info)``."""
+        return await self._query(editor_queries.move, user, source, dest,
+                                 overwrite)
+
+    async def editor_merge_json(self, user, path, changes):
+        """Update the JSON object stored at path with changes; the result."""
+        return await self._query(editor_queries.merge_json, user, path,
+                                 changes)

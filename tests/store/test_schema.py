@@ -82,7 +82,7 @@ def expected_type(field):
         return "%s(%d)" % (kind.lower(), field.max_length)
     return {"AUTO": "int", "INT": "int", "BIGINT": "bigint",
             "DOUBLE": "double", "BOOL": "tinyint(1)", "TEXT": "text",
-            "LONGTEXT": "longtext"}[kind]
+            "LONGTEXT": "longtext", "LONGBLOB": "longblob"}[kind]
 
 
 @pytest.fixture
