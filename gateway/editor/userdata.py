@@ -96,7 +96,8 @@ class UserData:
         size = len(json.dumps(changes))
         if size > self.max_file_bytes():
             raise ComfyError(413, f"the settings are larger than {self.max_file_bytes()} bytes")
-        await self.store.editor_merge_json(USER, SETTINGS_FILE, changes)
+        if await self.store.editor_merge_json(USER, SETTINGS_FILE, changes) is None:
+            raise ComfyError(400, INVALID_FILE_TARGET)
 
     # ----- listings -----------------------------------------------------------------------------------
     async def list_dir(self, query: dict) -> list:

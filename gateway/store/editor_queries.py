@@ -9,13 +9,29 @@ database sees a change whole or not at all.
 import json
 import logging
 
-from peewee import fn
+from peewee import IntegrityError, OperationalError, fn
 
 from .common import now
 
 logger = logging.getLogger(__name__)
 
 INFO_COLUMNS = ("path", "is_dir", "size", "created_at", "modified_at")
+RETRIES = 5
+RETRY_ERRORS = (1213, 1205)  # MySQL deadlock, lock wait timeout: the transaction may simply run again
+
+
+def _retrying(work):
+    """Run a transaction again when another instance's transaction collided with it (MySQL)."""
+    for attempt in range(RETRIES):
+        try:
+            return work()
+        except IntegrityError:
+            if attempt == RETRIES - 1:
+                raise  # both inserted the same new row: the second try finds the first one's row
+        except OperationalError as exc:
+            if not exc.args or exc.args[0] not in RETRY_ERRORS or attempt == RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _info(row):
@@ -77,6 +93,10 @@ def _make_parents(m, user, path, stamp):
 
 def put_file(m, user, path, content, overwrite):
     """Write a file. Returns ("ok", info), ("exists", None), ("is_dir", None) or ("blocked", parent)."""
+    return _retrying(lambda: _put_file(m, user, path, content, overwrite))
+
+
+def _put_file(m, user, path, content, overwrite):
     ef = m.EditorFile
     stamp = now()
     with ef._meta.database.atomic():
@@ -98,6 +118,10 @@ def put_file(m, user, path, content, overwrite):
 
 def delete_file(m, user, path):
     """Delete a file. Returns "ok", "missing" or "is_dir"."""
+    return _retrying(lambda: _delete_file(m, user, path))
+
+
+def _delete_file(m, user, path):
     ef = m.EditorFile
     with ef._meta.database.atomic():
         row = _select_one(m, user, path, lock=True)
@@ -112,6 +136,10 @@ def delete_file(m, user, path):
 def move(m, user, source, dest, overwrite):
     """Move a file or a folder with its content. Returns ("ok", info), ("missing", None),
     ("exists", None), ("into_itself", None) or ("blocked", parent)."""
+    return _retrying(lambda: _move(m, user, source, dest, overwrite))
+
+
+def _move(m, user, source, dest, overwrite):
     ef = m.EditorFile
     stamp = now()
     with ef._meta.database.atomic():
@@ -139,13 +167,20 @@ def move(m, user, source, dest, overwrite):
 
 def merge_json(m, user, path, changes, indent=4):
     """Read the JSON object stored at path (or {}), update it with changes, write it back, in one
-    transaction (locked on MySQL, so two instances never lose each other's change). Returns the result."""
+    transaction (locked on MySQL, so two instances never lose each other's change). Returns the result,
+    or None when a folder has that name."""
+    return _retrying(lambda: _merge_json(m, user, path, changes, indent))
+
+
+def _merge_json(m, user, path, changes, indent=4):
     ef = m.EditorFile
     stamp = now()
     with ef._meta.database.atomic():
         row = _select_one(m, user, path, lock=True)
+        if row is not None and row["is_dir"]:
+            return None  # a folder is in the way
         current = {}
-        if row is not None and not row["is_dir"]:
+        if row is not None:
             try:
                 loaded = json.loads(bytes(row["content"] or b"{}").decode("utf-8"))
                 current = loaded if isinstance(loaded, dict) else {}
@@ -158,6 +193,5 @@ def merge_json(m, user, path, changes, indent=4):
             ef.insert(user=user, path=path, is_dir=False, content=content, size=len(content),
                       created_at=stamp, modified_at=stamp).execute()
         else:
-            ef.update(content=content, size=len(content), is_dir=False,
-                      modified_at=stamp).where(ef.id == row["id"]).execute()
+            ef.update(content=content, size=len(content), modified_at=stamp).where(ef.id == row["id"]).execute()
     return current

@@ -88,6 +88,7 @@ def build_middlewares(sim):
 
     @web.middleware
     async def fault_middleware(request, handler):
+        sim.requests.append((request.method, request.path_qs, dict(request.headers)))
         if sim.hang_http:
             log.debug("hanging %s %s", request.method, request.path)
             task = asyncio.current_task()

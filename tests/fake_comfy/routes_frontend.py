@@ -99,7 +99,12 @@ class FrontendRoutes:
         add("GET", "/experiment/models/{folder}", self.model_files)
 
     def register_static(self, app: web.Application) -> None:
-        """Static mounts, in ComfyUI's order: pack web folders, pack workflows, templates, web root."""
+        """/internal (no /api alias), then the static mounts in ComfyUI's order: pack web folders, pack
+        workflows, templates, web root."""
+        app.router.add_get("/internal/folder_paths", self.folder_paths)
+        app.router.add_get("/internal/files/{directory_type}", self.internal_files)
+        app.router.add_get("/internal/logs", self.logs)
+        app.router.add_get("/internal/logs/raw", self.logs_raw)
         for name, pack in self.packs().items():
             if (pack / "web").is_dir():
                 app.router.add_static("/extensions/" + quote(name), pack / "web")
@@ -165,3 +170,27 @@ class FrontendRoutes:
         stamp = time.time()
         return web.json_response([{"name": name, "pathIndex": 0, "modified": stamp, "created": stamp, "size": 0}
                                   for name in self.sim.model_files(folder)])
+
+    # -- /internal (frontend-only routes of ComfyUI) -------------------------------------------------
+    async def folder_paths(self, request):
+        base = os.path.join(str(self.sim.data_dir), "models")
+        paths = {folder: [os.path.join(base, folder)] for folder in self.sim.model_folders()}
+        paths["custom_nodes"] = [str(p.parent) for p in self.sim.custom_nodes[:1]] or [os.path.join(base, "..",
+                                                                                                   "custom_nodes")]
+        return web.json_response(paths)
+
+    async def internal_files(self, request):
+        kind = request.match_info["directory_type"]
+        folder = self.sim.dir_for_type(kind)
+        if kind not in ("output", "input", "temp") or folder is None:
+            return web.json_response({"error": "Invalid directory type"}, status=400)
+        entries = [e for e in os.scandir(folder) if e.is_file()]
+        entries.sort(key=lambda e: e.stat().st_mtime, reverse=True)
+        return web.json_response([e.name for e in entries])
+
+    async def logs(self, request):
+        return web.json_response("\n".join(self.sim.log_lines))
+
+    async def logs_raw(self, request):
+        entries = [{"t": stamp, "m": line + "\n"} for stamp, line in zip(self.sim.log_stamps, self.sim.log_lines)]
+        return web.json_response({"entries": entries, "size": {"cols": 80, "rows": 24}})

@@ -9,6 +9,7 @@ is wiped as ComfyUI does at start-up.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import inspect
 import logging
@@ -16,6 +17,7 @@ import os
 import shutil
 import tempfile
 import weakref
+from collections import deque
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Union
 
@@ -62,6 +64,9 @@ class FakeComfy:
         self.custom_nodes = [Path(p) for p in custom_nodes or ()]
         self.templates_root = Path(templates_root) if templates_root else None
         self.users: Dict[str, str] = {"default": "default"}
+        self.requests: deque = deque(maxlen=2000)  # (method, path with query, headers) of recent requests
+        self.log_lines: List[str] = []  # what /internal/logs shows (the start-up line, as ComfyUI logs it)
+        self.log_stamps: List[str] = []
         if data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix="fake_comfy_"))
             self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.data_dir), True)
@@ -159,6 +164,8 @@ class FakeComfy:
         self.hub.start()
         self.queue.start()
         log.info("fake ComfyUI listening on %s", self.url)
+        self.log_lines.append(f"To see the GUI go to: {self.url}")
+        self.log_stamps.append(datetime.datetime.now().isoformat())
         return self
 
     def _register_routes(self, app: web.Application) -> None:
