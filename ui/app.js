@@ -3,6 +3,7 @@
 import { applyLanguage, language, setLanguage, t, onLanguage } from "./i18n.js";
 import { connect, on, refreshWorkers, refreshRunningJobs, state } from "./live.js";
 import { h } from "./dom.js";
+import { getToken } from "./api.js";
 import * as overview from "./views/overview.js";
 import * as workers from "./views/workers.js";
 import * as jobs from "./views/jobs.js";
@@ -64,6 +65,17 @@ function start() {
   on("connection", showConnection);
   onLanguage(showConnection);
   on("resync", () => { refreshWorkers().catch(() => {}); refreshRunningJobs().catch(() => {}); });
+
+  // With an access token saved, the editor's cookie is set first (the editor cannot send the token itself).
+  document.getElementById("editor-link").addEventListener("click", (event) => {
+    const token = getToken();
+    if (!token) return;
+    event.preventDefault();
+    const tab = window.open("", "_blank");
+    if (tab) tab.opener = null;
+    fetch("/comfy/login", { method: "POST", headers: { Authorization: `Bearer ${token}` } })
+      .finally(() => { if (tab) tab.location.href = "/comfy/"; else location.href = "/comfy/"; });
+  });
 
   applyLanguage();
   showConnection();

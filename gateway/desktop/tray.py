@@ -87,6 +87,7 @@ class TrayApp:
         item = pystray.MenuItem
         menu = pystray.Menu(
             item("Open admin page", self.open_admin, default=True),
+            item("Open ComfyUI editor", self.open_editor),
             item(lambda _item: "Resume dispatching" if self.paused else "Pause dispatching", self.toggle_pause),
             item("Open data folder", self.open_data_folder),
             pystray.Menu.SEPARATOR,
@@ -109,6 +110,10 @@ class TrayApp:
     def open_admin(self, icon=None, item=None) -> None:
         """Open the admin page in the default browser."""
         self.opener(self.url)
+
+    def open_editor(self, icon=None, item=None) -> None:
+        """Open the ComfyUI editor of the whole cluster (/comfy/) in the default browser."""
+        self.opener(self.url.rstrip("/") + "/comfy/")
 
     def toggle_pause(self, icon=None, item=None) -> None:
         """Pause dispatching (jobs are still accepted and queued) or resume it."""
