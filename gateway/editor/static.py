@@ -143,6 +143,7 @@ class StaticFiles:
 
     # ----- the cache ---------------------------------------------------------------------------------
     def _fresh(self, key: tuple, path: str) -> Entry | None:
+        self._trim(self.cache_bytes())  # the limit may have been lowered at run time
         entry = self._cache.get(key)
         if entry is None:
             return None
@@ -170,8 +171,11 @@ class StaticFiles:
         self._drop(key)
         self._cache[key] = entry
         self._cached_bytes += len(entry.body)
-        while self._cached_bytes > limit and self._cache:
-            self._drop(next(iter(self._cache)))
+        self._trim(limit)
+
+    def _trim(self, limit: int) -> None:
+        while self._cached_bytes > max(0, limit) and self._cache:
+            self._drop(next(iter(self._cache)))  # the least recently used first
 
     def _drop(self, key: tuple) -> None:
         entry = self._cache.pop(key, None)

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import aiohttp
 import pytest
 
 from gateway.editor.static import StaticFiles
@@ -152,6 +153,11 @@ async def test_the_editor_signs_in_with_an_api_key(tmp_path):
         assert (status, body) == (200, {})
         async with cluster.session.get(cluster.url + "/comfy/", headers=jar) as r:
             assert r.status == 503  # signed in; no worker yet
+        async with cluster.session.ws_connect(cluster.url.replace("http", "ws") + "/comfy/ws", headers=jar) as ws:
+            first = await ws.receive_json()
+            assert first["type"] == "status" and first["data"]["sid"]  # the editor's socket, by the cookie
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await cluster.session.ws_connect(cluster.url.replace("http", "ws") + "/comfy/ws")
         status, _ = await cluster.request("GET", "/api/workers", headers=jar)  # the cookie is the editor's only
         assert status == 401
         status, _ = await cluster.request("GET", "/api/workers", headers={"Authorization": "Bearer studio-key"})
