@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import ComfyError, GatewayError
 
@@ -93,7 +94,7 @@ class ClusterViews:
 
     async def model_files(self, folder: str) -> list:
         """/experiment/models/{folder}: each file name once; ComfyError 404 when no worker has the folder."""
-        answers = await self._gather(f"/experiment/models/{folder}", list)
+        answers = await self._gather("/experiment/models/" + quote(folder, safe=""), list)
         if not answers:
             raise ComfyError(404, b"")
         seen: dict[str, Any] = {}
