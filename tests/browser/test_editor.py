@@ -4,7 +4,7 @@ requires (1.27.10) and the newest one.
 Two simulators serve the frontend package as ComfyUI does. The editor opens at /comfy/ on the gateway,
 loads the custom node pack's extension and its no-model workflow (EmptyImage -> ImageInvert ->
 SaveImage) through the app, runs it with the Run button, shows the output image, and the job is in the
-gateway's history. A workflow saved with Ctrl+S is still listed after the worker that served the
+gateway's history; a long run is stopped with the editor's cancel button. A workflow saved with Ctrl+S is still listed after the worker that served the
 editor's files is stopped and the other one takes over. The page logs nothing the same editor does not
 log when opened on one simulator directly (fresh user data both times), beyond the 404s ComfyUI itself
 answers for optional files.
@@ -72,6 +72,16 @@ async def upstream_errors(open_page, sim) -> set[str]:
     return set(page_errors(probe))
 
 
+async def wait_running(cluster: Cluster) -> str:
+    """The prompt id of the job the cluster runs now."""
+    for _ in range(300):
+        running = [job for job in cluster.gateway.jobs.active.values() if job.state == "running"]
+        if running:
+            return running[0].prompt_id
+        await asyncio.sleep(0.05)
+    raise AssertionError("no job started running")
+
+
 async def test_editor_through_the_gateway(tmp_path, open_page, frontend):
     version, root = frontend
     cluster = Cluster(tmp_path / "gw")
@@ -96,7 +106,7 @@ async def test_editor_through_the_gateway(tmp_path, open_page, frontend):
         src = await handle.json_value()
         assert "/comfy/api/view?filename=inverted_gw" in src and "type=output" in src
         history = await cluster.get("/api/history")
-        assert len(history) == 1
+        assert len(history) == 1, history
         (prompt_id, entry), = history.items()
         image = entry["outputs"]["3"]["images"][0]
         assert f"filename={image['filename']}" in src and image["subfolder"] == "editor"
@@ -110,6 +120,16 @@ async def test_editor_through_the_gateway(tmp_path, open_page, frontend):
             await page.mouse.move(700, 600)
             await page.screenshot(path=screenshot_path("editor"))
             await page.keyboard.press("q")
+
+        # A long run (a 2560x2560 EmptyImage takes the simulator about 5 s), stopped from the editor.
+        await page.evaluate("""() => { const empty = app.graph.getNodeById(1);
+            for (const w of empty.widgets) if (w.name === "width" || w.name === "height") w.value = 2560; }""")
+        await page.get_by_role("button", name="Run", exact=True).first.click()
+        running = await wait_running(cluster)
+        await page.get_by_role("button", name="Cancel current run").first.click()
+        assert (await cluster.wait_job(running, states=("failed",)))["error"]["type"] in ("interrupted", "cancelled")
+        await page.evaluate("""() => { const empty = app.graph.getNodeById(1);
+            for (const w of empty.widgets) if (w.name === "width" || w.name === "height") w.value = 256; }""")
 
         await page.keyboard.press("Control+s")
         name_box = page.locator("[role=dialog] input:focus, .p-dialog input:focus").first  # "Save workflow as"
