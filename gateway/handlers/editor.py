@@ -22,6 +22,7 @@ from .ws import ws_routes
 logger = logging.getLogger(__name__)
 
 PREFIX = "/comfy"
+COOKIE_DAYS = 30  # the editor stays signed in for a month in that browser
 
 
 class EditorHandler(ComfyHandler):
@@ -200,7 +201,7 @@ class LoginHandler(BaseHandler):
             raise Unauthorized("that is not one of the gateway's API keys")
         if allowed:
             self.set_cookie(EDITOR_COOKIE, token, path=PREFIX + "/", httponly=True, samesite="Strict",
-                            secure=self.request.protocol == "https")
+                            secure=self.request.protocol == "https", expires_days=COOKIE_DAYS)
         self.write_json({"signed_in": True, "key_required": bool(allowed)})
 
     async def delete(self) -> None:

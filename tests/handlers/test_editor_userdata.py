@@ -153,3 +153,24 @@ async def test_user_data_outlives_workers_and_the_gateway(tmp_path):
         assert status == 404  # the editor's routes live under /comfy/ only: /api/settings is the gateway's
     finally:
         await cluster.stop()
+
+
+async def test_two_gateways_on_one_database_show_the_same_user_data(tmp_path):
+    from tests.store.services import temporary_mysql_database
+    with temporary_mysql_database() as mysql:
+        env = {"MYSQL_HOST": mysql["host"], "MYSQL_PORT": mysql["port"], "MYSQL_USER": mysql["user"],
+               "MYSQL_PASSWORD": mysql["password"], "MYSQL_DATABASE": mysql["database"]}
+        first, second = Cluster(tmp_path / "a", **env), Cluster(tmp_path / "b", **env)
+        await first.start()
+        await second.start()
+        try:
+            status, _ = await first.request("POST", "/comfy/api/userdata/workflows%2Fshared.json", data=WORKFLOW)
+            assert status == 200
+            await second.request("POST", "/comfy/api/settings/Comfy.Locale", data=b'"zh"')
+            async with second.session.get(second.url + "/comfy/api/userdata/workflows%2Fshared.json") as r:
+                assert r.status == 200 and await r.read() == WORKFLOW
+            assert await first.get("/comfy/api/settings") == {"Comfy.Locale": "zh"}
+            assert await second.get("/comfy/api/users") == {"storage": "server", "migrated": True}
+        finally:
+            await first.stop()
+            await second.stop()
