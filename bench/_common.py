@@ -86,7 +86,7 @@ class Sim:
     """A fake ComfyUI in its own process."""
 
     def __init__(self, workdir: Path, speed: float = 1.0, node_seconds: float = 0.01, models: str | None = None,
-                 script: str | None = None, name: str = "sim"):
+                 script: str | None = None, name: str = "sim", extra_args: Sequence[str] = ()):
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.speed = speed
@@ -97,6 +97,7 @@ class Sim:
                 "--node-seconds", str(node_seconds), "--data-dir", str(self.data_dir), "--log-level", "WARNING"]
         if models:
             args += ["--models", models]
+        args += list(extra_args)
         self.proc = spawn(args, workdir / f"{name}_{self.port}.log", workdir)
 
     @property

@@ -162,3 +162,17 @@ CREATE TABLE IF NOT EXISTS `webhook_outbox` (
   PRIMARY KEY (`id`),
   KEY `webhook_outbox_next_attempt_at` (`next_attempt_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- The ComfyUI editor's user data (settings, saved workflows), the same on every instance.
+CREATE TABLE IF NOT EXISTS `editor_files` (
+  `id` INT NOT NULL AUTO_INCREMENT,
+  `user` VARCHAR(64) NOT NULL,           -- the editor's user ("default" in single-user mode)
+  `path` VARCHAR(512) NOT NULL,          -- relative to the user's root, "/"-separated
+  `is_dir` TINYINT(1) NOT NULL DEFAULT 0,
+  `content` LONGBLOB NULL,               -- NULL for a folder
+  `size` BIGINT NOT NULL DEFAULT 0,
+  `created_at` DOUBLE NOT NULL,
+  `modified_at` DOUBLE NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `editor_files_user_path` (`user`, `path`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -25,6 +25,7 @@ from .cluster.shared_state import SharedState
 from .comfy_api import ComfyApi
 from .config import SETTINGS_BY_NAME, Settings
 from .clients.webhook_outbox import WebhookOutbox
+from .editor.services import Editor
 from .files.outputs import OutputIndex
 from .files.uploads import UploadService
 from .handlers import GatewayApplication, routes
@@ -108,6 +109,7 @@ class Gateway:
         self.hub = ClientHub(self.cluster_queue_remaining)
         self.events: EventWiring | None = None
         self.comfy_api = ComfyApi(self)
+        self.editor = Editor(self)  # the ComfyUI editor at /comfy/
         self.webhooks: WebhookSender | None = None
         self.outbox: WebhookOutbox | None = None
         self.shared: SharedState | None = None

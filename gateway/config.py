@@ -188,6 +188,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("unique_output_names", "GATEWAY_UNIQUE_OUTPUT_NAMES", _parse_bool, True,
             "Tag each filename_prefix with the worker (img_gw2_00001_.png) so /view without prompt_id "
             "always finds the right file."),
+    Setting("editor_file_limit_mb", "GATEWAY_EDITOR_FILE_LIMIT_MB", _positive(float), 8.0,
+            "Largest file (saved workflow, settings) the ComfyUI editor at /comfy/ may store in the gateway.",
+            runtime=True),
+    Setting("editor_cache_mb", "GATEWAY_EDITOR_CACHE_MB", _non_negative_int, 64,
+            "Memory for the editor's static files relayed from workers (0: no cache).", runtime=True),
     Setting("log_level", "GATEWAY_LOG_LEVEL", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR."),
     Setting("tray", "GATEWAY_TRAY", _parse_bool, False, "Show a tray icon (needs a display)."),
     Setting("open_browser", "GATEWAY_OPEN_BROWSER", _parse_bool, False, "Open the admin page on start."),
@@ -265,6 +270,8 @@ class Settings:
     max_retries: int
     default_max_queue: int
     unique_output_names: bool
+    editor_file_limit_mb: float
+    editor_cache_mb: int
     log_level: str
     tray: bool
     open_browser: bool

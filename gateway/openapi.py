@@ -7,7 +7,7 @@ or an empty body where ComfyUI sends one). tests/test_fuzz_openapi.py fuzzes the
 
 from __future__ import annotations
 
-GATEWAY, COMFY, COMFY_EMPTY = "gateway", "comfy", "comfy-empty"  # how a route answers errors
+GATEWAY, COMFY, COMFY_EMPTY, COMFY_TEXT = "gateway", "comfy", "comfy-empty", "comfy-text"  # how errors look
 
 # (method, path, summary, tag, request body schema or None, success status, error style, query parameters)
 _ENDPOINTS = [
@@ -41,6 +41,36 @@ _ENDPOINTS = [
     ("get", "/api/embeddings", "Embeddings of all workers", "ComfyUI", None, 200, COMFY, ()),
     ("get", "/api/models", "Model folders of all workers", "ComfyUI", None, 200, COMFY, ()),
     ("get", "/api/models/{folder}", "Model files of all workers in a folder", "ComfyUI", None, 200, COMFY_EMPTY, ()),
+    ("get", "/api/jobs", "Jobs of the cluster, newer ComfyUI's shape (status, sort_order, limit, offset)", "ComfyUI",
+     None, 200, COMFY, (("status", "string"), ("sort_order", "string"), ("limit", "integer"),
+                        ("offset", "integer"))),
+    ("get", "/api/jobs/{prompt_id}", "One job with outputs and workflow", "ComfyUI", None, 200, COMFY, ()),
+    ("post", "/api/jobs/{prompt_id}/cancel", "Interrupt or drop a job", "ComfyUI", None, 200, COMFY, ()),
+    ("post", "/api/jobs/cancel", "Cancel several jobs ({job_ids})", "ComfyUI", "JobIds", 200, COMFY, ()),
+    ("post", "/comfy/login", "Sign the editor in: Bearer key -> HttpOnly cookie", "Editor", None, 200, GATEWAY, ()),
+    ("delete", "/comfy/login", "Forget the editor's cookie", "Editor", None, 204, GATEWAY, ()),
+    ("get", "/comfy/api/users", "The editor's user mode (single user)", "Editor", None, 200, COMFY_TEXT, ()),
+    ("get", "/comfy/api/settings", "The editor's settings, kept by the gateway", "Editor", None, 200, COMFY_TEXT, ()),
+    ("post", "/comfy/api/settings", "Merge settings (JSON object)", "Editor", "EditorSettings", 200, COMFY_TEXT, ()),
+    ("get", "/comfy/api/settings/{id}", "One editor setting", "Editor", None, 200, COMFY_TEXT, ()),
+    ("post", "/comfy/api/settings/{id}", "Store one editor setting (any JSON value)", "Editor", "AnyJson", 200,
+     COMFY_TEXT, ()),
+    ("get", "/comfy/api/userdata", "Files in a user-data folder", "Editor", None, 200, COMFY_TEXT,
+     (("dir", "string"), ("recurse", "string"), ("split", "string"), ("full_info", "string"))),
+    ("get", "/comfy/api/v2/userdata", "Folders and files below a path", "Editor", None, 200, COMFY_TEXT,
+     (("path", "string"),)),
+    ("get", "/comfy/api/userdata/{file}", "A stored file (saved workflow, ...)", "Editor", None, 200, COMFY_TEXT, ()),
+    ("post", "/comfy/api/userdata/{file}", "Store a file (overwrite, full_info)", "Editor", "AnyJson", 200, COMFY_TEXT,
+     (("overwrite", "string"), ("full_info", "string"))),
+    ("delete", "/comfy/api/userdata/{file}", "Delete a stored file", "Editor", None, 204, COMFY_TEXT, ()),
+    ("post", "/comfy/api/userdata/{file}/move/{dest}", "Move or rename a stored file", "Editor", None, 200, COMFY_TEXT,
+     (("overwrite", "string"), ("full_info", "string"))),
+    ("get", "/comfy/api/i18n", "Custom node translations of every worker", "Editor", None, 200, COMFY_TEXT, ()),
+    ("get", "/comfy/api/workflow_templates", "Custom node example workflows of every worker", "Editor", None, 200,
+     COMFY_TEXT, ()),
+    ("get", "/comfy/api/experiment/models", "Model folders of every worker (model browser)", "Editor", None, 200,
+     COMFY_TEXT, ()),
+    ("get", "/comfy/api/global_subgraphs", "Blueprint subgraphs of every worker", "Editor", None, 200, COMFY_TEXT, ()),
     ("get", "/api/workers", "List workers with live state", "Workers", None, 200, GATEWAY, ()),
     ("post", "/api/workers", "Register a worker (admin)", "Workers", "WorkerFields", 201, GATEWAY, ()),
     ("post", "/api/workers/test", "Try a URL and credentials before registering (admin)", "Workers", "WorkerFields",
@@ -121,6 +151,9 @@ _SCHEMAS = {
     "SettingsChange": {"type": "object", "description": "Runtime settings by name (see /api/settings 'editable')",
                        "additionalProperties": True},
     "Dispatch": {"type": "object", "required": ["paused"], "properties": {"paused": {"type": "boolean"}}},
+    "JobIds": {"type": "object", "properties": {"job_ids": {"type": "array", "items": {"type": "string"}}}},
+    "EditorSettings": {"type": "object", "additionalProperties": True},
+    "AnyJson": {"description": "Any JSON value (the editor stores it as given)"},
 }
 
 _ERRORS = {
@@ -130,6 +163,8 @@ _ERRORS = {
                           "Retry-After); the gateway's own checks (401, 403, 413, a bad gateway field) in its shape"),
     COMFY_EMPTY: ("Error", "ComfyUI answers these with an empty body (400 bad form or path, 404 no such file); the "
                            "gateway's own checks (401, 403, 413) answer in its error shape"),
+    COMFY_TEXT: ("ComfyError", "ComfyUI answers these with a short plain-text message, an empty body or "
+                          "{\"error\": \"...\"}; the gateway's own checks (401, 403, 413) answer in its error shape"),
 }
 
 
@@ -148,8 +183,10 @@ def openapi_document(version: str) -> dict:
         schema, description = _ERRORS[errors]
         failure = {"description": description,
                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
-        if errors == COMFY_EMPTY:
+        if errors in (COMFY_EMPTY, COMFY_TEXT):
             failure["x-empty-body"] = True  # ComfyUI's bare answers
+        if errors == COMFY_TEXT:
+            failure["x-text-body"] = True  # ComfyUI's user-data routes answer errors as plain text
         operation: dict = {"summary": summary, "tags": [tag], "parameters": _parameters(path, query),
                            "responses": {str(status): {"description": "OK"}, "4XX": failure,
                                          **_MORE_RESPONSES.get((method, path), {})}}

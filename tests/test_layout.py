@@ -15,7 +15,7 @@ LAYERS = [
     {"scheduling", "store"},
     {"workers", "files"},
     {"jobs"},
-    {"clients", "cluster", "comfy_api", "metrics", "openapi"},
+    {"clients", "cluster", "comfy_api", "editor", "metrics", "openapi"},
     {"handlers"},
     {"app"},
     {"desktop"},

@@ -66,6 +66,8 @@ function start() {
   onLanguage(showConnection);
   on("resync", () => { refreshWorkers().catch(() => {}); refreshRunningJobs().catch(() => {}); });
 
+  // The editor link needs no token of its own: the page's sign-in cookie (path /) reaches /comfy/ too.
+
   applyLanguage();
   showConnection();
   route();

@@ -91,6 +91,7 @@ class TrayApp:
         menu = pystray.Menu(
             item("Open admin page", self.open_admin, default=True),
             item("Copy admin link", self.copy_admin_link),
+            item("Open ComfyUI editor", self.open_editor),
             item(lambda _item: "Resume dispatching" if self.paused else "Pause dispatching", self.toggle_pause),
             item("Open data folder", self.open_data_folder),
             pystray.Menu.SEPARATOR,
@@ -123,6 +124,10 @@ class TrayApp:
     def copy_admin_link(self, icon=None, item=None) -> None:
         """Copy the admin page's address, with the admin token when there is one, for another browser."""
         self.copier(self._admin_link())
+
+    def open_editor(self, icon=None, item=None) -> None:
+        """Open the ComfyUI editor of the whole cluster (/comfy/) in the default browser."""
+        self.opener(self.url.rstrip("/") + "/comfy/")
 
     def toggle_pause(self, icon=None, item=None) -> None:
         """Pause dispatching (jobs are still accepted and queued) or resume it."""

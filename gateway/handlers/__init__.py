@@ -6,8 +6,10 @@ import tornado.web
 
 from .admin import NotFoundHandler, admin_routes
 from .comfy import comfy_routes
+from .editor import editor_routes
 from .files import file_routes
 from .guard import apply_forwarded
+from .jobs import job_routes
 from .tasks import task_routes
 from .ui_support import ui_support_routes
 from .workers import worker_routes
@@ -24,5 +26,5 @@ class GatewayApplication(tornado.web.Application):
 
 def routes(gateway) -> list:
     """Every route of the gateway; unknown paths end in NotFoundHandler."""
-    return [*comfy_routes(), *file_routes(), *ws_routes(), *worker_routes(), *task_routes(),
-            *ui_support_routes(), *admin_routes(gateway.ui_dir), (r".*", NotFoundHandler)]
+    return [*comfy_routes(), *file_routes(), *ws_routes(), *job_routes(), *worker_routes(), *task_routes(),
+            *ui_support_routes(), *editor_routes(), *admin_routes(gateway.ui_dir), (r".*", NotFoundHandler)]

@@ -217,8 +217,15 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(exc.body, (dict, list)):
             self.set_header("Content-Type", "application/json; charset=utf-8")
             self.finish(json.dumps(exc.body))
+        elif isinstance(exc.body, str):
+            self.set_header("Content-Type", "text/plain; charset=utf-8")  # aiohttp's web.Response(text=)
+            self.finish(exc.body)
         else:
             self.set_header("Content-Type", "application/octet-stream")  # what aiohttp sends for these
+            if not exc.body:
+                # Nothing to sniff; with nosniff, a browser that asked for a stylesheet (the editor's optional
+                # user.css) would log an error for ComfyUI's ordinary empty 404.
+                self.clear_header("X-Content-Type-Options")
             self.finish(exc.body or b"")
 
     def log_exception(self, typ, value, tb) -> None:

@@ -126,13 +126,20 @@ class UnionListHandler(ComfyApiHandler):
     """A list route answered with the union over every online worker (embeddings, models)."""
 
     async def get(self, folder: str | None = None) -> None:
-        path = self.request.path[4:] if self.request.path.startswith("/api/") else self.request.path
-        result = await self.api.union_list(path)
+        result = await self.api.union_list(worker_path(self.request.path))
         if result is None:
             if folder:
                 raise ComfyError(404, b"")  # ComfyUI's answer for an unknown model folder
             result = []
         self.write_json(result)
+
+
+def worker_path(path: str) -> str:
+    """A ComfyUI route's bare path, as every worker serves it: without /comfy (the editor) and /api."""
+    for prefix in ("/comfy", "/api"):
+        if path.startswith(prefix + "/"):
+            path = path[len(prefix):]
+    return path
 
 
 def comfy_routes() -> list:

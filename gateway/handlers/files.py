@@ -29,11 +29,31 @@ SPLICE_MIN_BYTES = 1024 * 1024  # from a worker, bodies this big or bigger are s
 RECEIVE_STEP = 1024 * 1024  # an upload's bytes go to its file (parsed, hashed, written) in pieces this big
 
 
-class ViewHandler(ComfyHandler):
-    """Streams a file: nothing is buffered whole, Range and content headers pass through."""
+class StreamingHandler(ComfyHandler):
+    """Relays a body to the client while it is read elsewhere, holding at most BACKLOG bytes."""
 
     _in_flight = None  # the flush being written to the client
     _unflushed = 0  # bytes written since that flush started
+
+    async def _relay(self, chunk: bytes) -> None:
+        """Pass a chunk on: keep reading while the socket writes, but never hold more than BACKLOG."""
+        self.write(chunk)
+        self._unflushed += len(chunk)
+        if self._in_flight is not None and not self._in_flight.done():
+            if self._unflushed < BACKLOG:
+                return
+            await self._in_flight  # back-pressure: the client is slower than the worker
+        self._unflushed = 0
+        self._in_flight = self.flush()  # Tornado allows one flush in flight at a time
+
+    async def _drain(self) -> None:
+        if self._in_flight is not None:
+            await self._in_flight
+            self._in_flight = None
+
+
+class ViewHandler(StreamingHandler):
+    """Streams a file: nothing is buffered whole, Range and content headers pass through."""
 
     async def get(self) -> None:
         await self._serve(head=False)
@@ -126,22 +146,6 @@ class ViewHandler(ComfyHandler):
             return True
         finally:
             download.close()
-
-    async def _relay(self, chunk: bytes) -> None:
-        """Pass a chunk on: keep reading while the socket writes, but never hold more than BACKLOG."""
-        self.write(chunk)
-        self._unflushed += len(chunk)
-        if self._in_flight is not None and not self._in_flight.done():
-            if self._unflushed < BACKLOG:
-                return
-            await self._in_flight  # back-pressure: the client is slower than the worker
-        self._unflushed = 0
-        self._in_flight = self.flush()  # Tornado allows one flush in flight at a time
-
-    async def _drain(self) -> None:
-        if self._in_flight is not None:
-            await self._in_flight
-            self._in_flight = None
 
     async def _send_local(self, path, filename: str, head: bool) -> None:
         size = os.path.getsize(path)

@@ -13,6 +13,8 @@ from ..security.tokens import token_matches, well_formed
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 COOKIE = "gateway_token"  # HttpOnly, SameSite=Strict: set from the admin link's ?token= (see cookie_name)
+EDITOR_PREFIX = "/comfy/"
+EDITOR_COOKIE = "comfyui_gateway_key"  # the ComfyUI editor's sign-in, under /comfy/ only (handlers/editor.py)
 MULTIPART_ALLOWANCE = 1024 * 1024  # an upload's form fields and part headers on top of the file
 
 
@@ -33,7 +35,8 @@ def check_site(gw, request) -> None:
 
 
 def presented_token(handler) -> str | None:
-    """The token a request carries: 'Authorization: Bearer X', then ?api_key=X, then the admin-page cookie.
+    """The token a request carries: 'Authorization: Bearer X', then ?api_key=X, then the admin-page cookie
+    (under /comfy/ also the editor's sign-in cookie).
 
     A token that cannot be one (non-ASCII, spaces, too long) raises Unauthorized.
     """
@@ -51,6 +54,9 @@ def presented_token(handler) -> str | None:
             raise Unauthorized("the api_key is malformed (tokens are printable ASCII)")
     if token is None:
         cookie = handler.get_cookie(cookie_name(handler))
+        if cookie is None and handler.request.path.startswith(EDITOR_PREFIX):
+            # The editor cannot add a header to its own requests: its sign-in cookie stands for the key.
+            cookie = handler.get_cookie(EDITOR_COOKIE)
         token = cookie if well_formed(cookie) else None
     return token
 

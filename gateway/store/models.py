@@ -52,9 +52,12 @@ class LongJSONTextField(JSONTextField):
 
 
 class LongBlobField(BlobField):
-    """LONGBLOB column (SQLite: BLOB affinity)."""
+    """LONGBLOB column (up to 4 GB in MySQL; BLOB affinity in SQLite): bytes in, bytes out."""
 
     field_type = "LONGBLOB"
+
+    def python_value(self, value):
+        return bytes(value) if value is not None else None
 
 
 def _default(literal):
@@ -244,8 +247,25 @@ class WebhookDelivery(BaseModel):
         table_name = "webhook_outbox"
 
 
+class EditorFile(BaseModel):
+    """A file or folder of the ComfyUI editor's user data (/api/userdata): workflows, settings, ..."""
+
+    id = AutoField()
+    user = CharField(max_length=64)
+    path = CharField(max_length=512)  # relative to the user's root, "/"-separated, normalised
+    is_dir = BooleanField(default=False, constraints=_default(0))
+    content = LongBlobField(null=True)  # NULL for a folder
+    size = BigIntegerField(default=0, constraints=_default(0))
+    created_at = DoubleField()
+    modified_at = DoubleField()
+
+    class Meta:
+        table_name = "editor_files"
+        indexes = ((("user", "path"), True),)
+
+
 MODELS = (Worker, Job, Upload, Output, Setting, Lease, Instance, Counter, WorkerStatus, ObjectInfo, UploadBlob,
-          WebhookDelivery)
+          WebhookDelivery, EditorFile)
 
 
 def bind_models(db):

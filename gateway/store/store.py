@@ -10,7 +10,7 @@ import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from . import file_queries, job_queries, webhook_queries, worker_queries
+from . import editor_queries, file_queries, job_queries, webhook_queries, worker_queries
 from .cluster_facade import ClusterFacade
 from .database import open_database
 from .errors import StoreClosedError
@@ -60,9 +60,11 @@ class Store(ClusterFacade):
             self._executor.shutdown(wait=False)
             self._executor = None
             raise
-        if self.kind == "mysql" or (self.kind == "sqlite" and self._sqlite_path != ":memory:"):
+        if self.kind == "mysql":
             # Lease renewals and heartbeats get a thread (and, through Peewee, a connection) of their own,
-            # so a long query on the store thread never makes the dispatcher lose its lease.
+            # so a long query on the store thread never makes the dispatcher lose its lease. Not on SQLite:
+            # there the one process's lease never lapses, and a second writing connection would make a
+            # read-then-write transaction on the store thread fail with "database is locked".
             self._control_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-control")
 
     async def close(self):
@@ -240,3 +242,35 @@ class Store(ClusterFacade):
     async def delete_webhook_delivery(self, delivery_id):
         """Remove a delivered (or abandoned) notification."""
         return await self._query(webhook_queries.delete_delivery, delivery_id)
+    # -- the ComfyUI editor's user data ------------------------------------
+
+    async def editor_get(self, user, path):
+        """The file or folder row at path (content included), or None."""
+        return await self._query(editor_queries.get_file, user, path)
+
+    async def editor_has_data(self, user):
+        """True when the user has stored anything."""
+        return await self._query(editor_queries.has_data, user)
+
+    async def editor_tree(self, user, folder):
+        """Info rows of everything inside folder ("" for the root)."""
+        return await self._query(editor_queries.list_tree, user, folder)
+
+    async def editor_put(self, user, path, content, overwrite):
+        """Write a file; ``(outcome, info)`` (see editor_queries.put_file)."""
+        return await self._query(editor_queries.put_file, user, path, content,
+                                 overwrite)
+
+    async def editor_delete(self, user, path):
+        """Delete a file: "ok", "missing" or "is_dir"."""
+        return await self._query(editor_queries.delete_file, user, path)
+
+    async def editor_move(self, user, source, dest, overwrite):
+        """Move a file or folder; ``(outcome, info)``."""
+        return await self._query(editor_queries.move, user, source, dest,
+                                 overwrite)
+
+    async def editor_merge_json(self, user, path, changes):
+        """Update the JSON object stored at path with changes; the result."""
+        return await self._query(editor_queries.merge_json, user, path,
+                                 changes)

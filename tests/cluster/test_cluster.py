@@ -235,3 +235,28 @@ async def test_mysql_away_refuses_new_jobs_then_the_cluster_recovers(tmp_path):
         finally:
             await nodes.stop()
             await proxy.close()
+
+
+async def test_a_follower_passes_cancel_priority_and_interrupt_to_the_dispatcher(nodes):
+    await nodes.start("a", "b")
+    sim = await nodes.add_sim("a", node_seconds=0.5)
+    await nodes.wait_workers_online(("a", "b"), 1)
+    running = await nodes.submit("b", sample_workflow(size=512))  # about 2 s on the worker
+    waiting = [await nodes.submit("b", sample_workflow()) for _ in range(3)]
+    for job in waiting:
+        assert (await nodes.get("b", f"/api/task/{job['prompt_id']}/status"))["status"] == "queued"
+    status, answer = await nodes.request("b", "PATCH", f"/api/task/{waiting[2]['prompt_id']}", json={"priority": 5})
+    assert status == 200 and answer["priority"] == 5 and answer["queue_position"] == 1, answer
+    status, _ = await nodes.request("b", "POST", "/api/queue", json={"delete": [waiting[0]["prompt_id"]]})
+    assert status == 200
+    cancelled = await nodes.wait_job("b", waiting[0]["prompt_id"])
+    assert cancelled["status"] == "failed" and cancelled["error"]["type"] == "cancelled"
+    status, _ = await nodes.request("b", "POST", "/api/interrupt", json={"prompt_id": running["prompt_id"]})
+    assert status == 200
+    stopped = await nodes.wait_job("b", running["prompt_id"])
+    assert stopped["status"] == "failed" and stopped["error"]["type"] == "interrupted", stopped
+    for job in (waiting[2], waiting[1]):
+        assert (await nodes.wait_job("a", job["prompt_id"]))["status"] == "done"
+    assert waiting[0]["prompt_id"] not in sim.executed
+    order = [pid for pid in sim.executed if pid in {waiting[1]["prompt_id"], waiting[2]["prompt_id"]}]
+    assert order == [waiting[2]["prompt_id"], waiting[1]["prompt_id"]], "the priority set on b took effect"

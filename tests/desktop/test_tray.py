@@ -72,6 +72,10 @@ def test_tray_menu_drives_the_gateway(tmp_path, x_tray):
             assert opened == [app.url, app.url]
             _item(app, "Copy admin link")(app.icon)
             assert copied == [app.url], "on loopback without a token the link is the plain address"
+            _item(app, "Open ComfyUI editor")(app.icon)
+            assert opened[-1] == app.url + "comfy/"
+            status, _ = http("GET", opened[-1])
+            assert status == 200  # the editor, from the worker, through the gateway
             _item(app, "Open data folder")(app.icon)
             assert folders == [settings.data_path]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from pathlib import Path
 
 from .server import FakeComfy
 
@@ -30,6 +31,8 @@ def parse_args(argv=None):
     p.add_argument("--missing-nodes", default="", help="comma-separated classes to remove")
     p.add_argument("--device-name", default=None)
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--front-end-root", default=None,
+                   help="the editor's static folder (default: the installed comfyui-frontend-package)")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--fleet", type=int, default=0,
                    help="run this many simulators in this one process (ports --port, --port+1, ...; "
@@ -72,6 +75,8 @@ async def _serve(args) -> None:
         extra_nodes=[n for n in args.extra_nodes.split(",") if n],
         missing_nodes=[n for n in args.missing_nodes.split(",") if n],
         models=_models(args.models), data_dir=args.data_dir, **kwargs)
+    if args.front_end_root:
+        sim.frontend_root = Path(args.front_end_root)
     await sim.start(host=args.host, port=args.port)
     try:
         await asyncio.Event().wait()

@@ -66,11 +66,29 @@ def auth_ok(header: str, auth) -> bool:
     return (user, password) == (auth[0], auth[1])
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ico", ".gif", ".svg", ".webp", ".bmp", ".avif")
+
+
+def cache_headers(path: str, status: int, headers) -> None:
+    """ComfyUI's cache_control middleware (§1.3): decided by the path alone."""
+    last = path.rsplit("/", 1)[-1]
+    if path.endswith((".js", ".css")) or (last.startswith("index") and last.endswith(".json")):
+        headers.setdefault("Cache-Control", "no-cache")
+    elif path.lower().endswith(IMAGE_SUFFIXES):
+        if status in (200, 201, 202, 203, 204, 206, 301, 308):
+            headers.setdefault("Cache-Control", "public, max-age=86400")
+        elif status == 404:
+            headers.setdefault("Cache-Control", "public, max-age=3600")
+        elif status in (302, 303, 307):
+            headers.setdefault("Cache-Control", "no-cache")
+
+
 def build_middlewares(sim):
     """Middlewares closing over the simulator's live flags."""
 
     @web.middleware
     async def fault_middleware(request, handler):
+        sim.requests.append((request.method, request.path_qs, dict(request.headers)))
         if sim.hang_http:
             log.debug("hanging %s %s", request.method, request.path)
             task = asyncio.current_task()
@@ -109,4 +127,14 @@ def build_middlewares(sim):
                 raise
             return web.Response(status=404, body=b"", content_type="application/octet-stream")
 
-    return [fault_middleware, auth_middleware, garbage_middleware, origin_middleware]
+    @web.middleware
+    async def cache_control_middleware(request, handler):
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            cache_headers(request.path, exc.status, exc.headers)
+            raise
+        cache_headers(request.path, response.status, response.headers)
+        return response
+
+    return [cache_control_middleware, fault_middleware, auth_middleware, garbage_middleware, origin_middleware]

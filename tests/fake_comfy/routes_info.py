@@ -14,13 +14,8 @@ MODEL_FOLDERS = [
     "upscale_models", "custom_nodes", "hypernetworks", "photomaker", "classifiers",
     "model_patches", "audio_encoders",
 ]
-EXTENSIONS = [
-    "/extensions/core/clipspace.js", "/extensions/core/groupNode.js",
-    "/extensions/core/widgetInputs.js", "/extensions/websocket_image_save/index.js",
-]
-INDEX_HTML = ("<!DOCTYPE html><html><head><title>ComfyUI</title></head>"
-              "<body><div id=\"app\">fake ComfyUI</div></body></html>")
 RAM_TOTAL = 64 * 1024 ** 3
+REQUIRED_FRONTEND = "1.27.10"  # what ComfyUI 0.3.64 pins (requirements-dev.txt installs it)
 
 
 class InfoRoutes:
@@ -30,7 +25,6 @@ class InfoRoutes:
         self.sim = sim
 
     def register(self, add):
-        add("GET", "/", self.index)
         add("GET", "/object_info", self.object_info)
         add("GET", "/object_info/{node_class}", self.object_info_one)
         add("GET", "/system_stats", self.system_stats)
@@ -38,11 +32,6 @@ class InfoRoutes:
         add("GET", "/embeddings", self.embeddings)
         add("GET", "/models", self.models)
         add("GET", "/models/{folder}", self.models_folder)
-        add("GET", "/extensions", self.extensions)
-
-    async def index(self, request):
-        return web.Response(text=INDEX_HTML, content_type="text/html", headers={
-            "Cache-Control": "no-cache", "Pragma": "no-cache", "Expires": "0"})
 
     async def object_info(self, request):
         return web.json_response({name: d.object_info(self.sim) for name, d in self.sim.nodes.items()})
@@ -58,7 +47,7 @@ class InfoRoutes:
         return web.json_response({
             "system": {
                 "os": "posix", "ram_total": RAM_TOTAL, "ram_free": RAM_TOTAL // 2,
-                "comfyui_version": "0.3.64", "required_frontend_version": "1.27.10",
+                "comfyui_version": "0.3.64", "required_frontend_version": REQUIRED_FRONTEND,
                 "installed_templates_version": "0.1.95", "required_templates_version": "0.1.95",
                 "python_version": sys.version, "pytorch_version": "2.8.0+cu128",
                 "embedded_python": False,
@@ -90,6 +79,3 @@ class InfoRoutes:
         if folder not in self.sim.model_folders():
             return web.Response(status=404)
         return web.json_response(self.sim.model_files(folder))
-
-    async def extensions(self, request):
-        return web.json_response(list(EXTENSIONS))

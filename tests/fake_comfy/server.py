@@ -9,6 +9,7 @@ is wiped as ComfyUI does at start-up.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import inspect
 import logging
@@ -16,6 +17,7 @@ import os
 import shutil
 import tempfile
 import weakref
+from collections import deque
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Union
 
@@ -27,14 +29,17 @@ from .middleware import build_middlewares
 from .nodeset import build_node_set
 from .promptqueue import PromptQueue
 from .routes_files import FileRoutes, split_annotation
+from .routes_frontend import DEFAULT_CUSTOM_NODES, DEFAULT_TEMPLATES, FrontendRoutes, installed_frontend
 from .routes_info import MODEL_FOLDERS, InfoRoutes
 from .routes_prompt import PromptRoutes
+from .routes_user import UserRoutes
 from .wshub import WsHub
 
 log = logging.getLogger("fake_comfy")
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 MAX_UPLOAD = 100 * 1024 * 1024
+FRONTEND_DEFAULT = object()  # "use the installed comfyui-frontend-package"
 
 
 class FakeComfy:
@@ -43,7 +48,8 @@ class FakeComfy:
     def __init__(self, speed: float = 1.0, node_seconds: float = 0.01, auth=None,
                  extra_nodes=(), missing_nodes=(), models: Optional[Dict[str, List[str]]] = None,
                  device_name: str = "cuda:0 NVIDIA GeForce RTX 4090 : cudaMallocAsync",
-                 vram_total: int = 24 * 1024 ** 3, data_dir=None, example_image: bool = True):
+                 vram_total: int = 24 * 1024 ** 3, data_dir=None, example_image: bool = True,
+                 frontend_root=FRONTEND_DEFAULT, custom_nodes=DEFAULT_CUSTOM_NODES, templates_root=DEFAULT_TEMPLATES):
         self.speed = float(speed)
         self.node_seconds = float(node_seconds)
         self.auth = tuple(auth) if auth else None
@@ -52,6 +58,15 @@ class FakeComfy:
         self.device_name = device_name
         self.vram_total = int(vram_total)
         self.example_image = example_image
+        # The editor's web root: the installed frontend package unless a folder is given (None: none).
+        self.frontend_root = installed_frontend() if frontend_root is FRONTEND_DEFAULT else (
+            Path(frontend_root) if frontend_root else None)
+        self.custom_nodes = [Path(p) for p in custom_nodes or ()]
+        self.templates_root = Path(templates_root) if templates_root else None
+        self.users: Dict[str, str] = {"default": "default"}
+        self.requests: deque = deque(maxlen=2000)  # (method, path with query, headers) of recent requests
+        self.log_lines: List[str] = []  # what /internal/logs shows (the start-up line, as ComfyUI logs it)
+        self.log_stamps: List[str] = []
         if data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix="fake_comfy_"))
             self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.data_dir), True)
@@ -151,6 +166,8 @@ class FakeComfy:
         self.hub.start()
         self.queue.start()
         log.info("fake ComfyUI listening on %s", self.url)
+        self.log_lines.append(f"To see the GUI go to: {self.url}")
+        self.log_stamps.append(datetime.datetime.now().isoformat())
         return self
 
     def _register_routes(self, app: web.Application) -> None:
@@ -162,8 +179,10 @@ class FakeComfy:
                     app.router.add_route(method, p, handler)
 
         add("GET", "/ws", self.hub.handle)
-        for routes in (PromptRoutes(self), FileRoutes(self), InfoRoutes(self)):
+        frontend = FrontendRoutes(self)
+        for routes in (PromptRoutes(self), FileRoutes(self), InfoRoutes(self), UserRoutes(self), frontend):
             routes.register(add)
+        frontend.register_static(app)  # after every API route, as ComfyUI mounts its web root last
 
     async def stop(self) -> None:
         """Graceful shutdown: close sockets politely, stop the worker, free the port."""

@@ -1,0 +1,1 @@
+"""The ComfyUI editor through the gateway: its user data, its static files and the views it reads."""
