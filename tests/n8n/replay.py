@@ -262,7 +262,8 @@ class Replay:
             if binary is None:
                 raise ReplayError(f"{name}: item {index} has no binary property {prop!r}")
             path = Path(params["fileName"])
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.parent.is_dir():  # n8n creates no folders: its node fails this way
+                raise ReplayError(f"{name}: The file or directory does not exist ({path.parent})")
             path.write_bytes(binary["bytes"])
             self.outcome.written[str(path)] = binary["bytes"]
             out.append({"json": {**item["json"], "fileName": str(path)}, "binary": dict(item["binary"]),

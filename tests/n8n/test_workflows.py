@@ -70,6 +70,7 @@ async def _gateway(tmp_path: Path, **settings) -> Cluster:
 
 
 async def _replay(kind: str, cluster: Cluster, resolver: Resolver, folder: Path, timeout: float | None = None):
+    folder.mkdir(exist_ok=True)  # an existing folder, as n8n's Read/Write Files node needs
     inbox = await WebhookInbox().start(free_port()) if kind == "webhook" else None
     try:
         async with aiohttp.ClientSession() as session:
