@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import statistics
 import time
@@ -52,7 +53,6 @@ async def _call(session, counter: Counter, method: str, url: str, **kwargs):
 
 
 async def _json(session, counter, method, url, **kwargs):
-    import json
     _, body = await _call(session, counter, method, url, **kwargs)
     return json.loads(body)
 
