@@ -33,6 +33,7 @@ case "${1:-}" in
     shift
     install_requirements requirements-dev.txt
     scripts/install_system_deps.sh
+    scripts/install_node_deps.sh
     # The newest ComfyUI frontend the editor tests also run (the pinned one is in requirements-dev.txt).
     "$VENV/bin/python" -m tests.fake_comfy.frontends >/dev/null \
       || echo "[run.sh] could not install the newest ComfyUI frontend; its editor test will skip or fail"

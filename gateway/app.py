@@ -33,6 +33,7 @@ from .jobs.admission import Admission
 from .jobs.dispatch import Dispatcher
 from .jobs.service import JobService
 from .jobs.tracker import JobTracker
+from .jobs.waits import JobWaits
 from .scheduling.cost_model import CostModel
 from .scheduling.scheduler import Scheduler
 from .security import redaction
@@ -99,6 +100,7 @@ class Gateway:
         self.outputs = OutputIndex(self.store)
         self.jobs = JobService(self.store, self.registry, self.scheduler, lambda: self.settings, self.uploads)
         self.admission = Admission(self.jobs, lambda: self.settings)
+        self.waits = JobWaits(self.jobs, lambda: self.settings.max_wait_seconds)
         self.client_id = "comfyui-gateway"  # replaced by the stored id in start()
         self._stored_at_start: dict = {}
         self.dispatcher: Dispatcher | None = None
@@ -148,6 +150,11 @@ class Gateway:
                                                                      for w in workers),
                 "jobs_queued": counts["queued"] + counts["submitted"], "jobs_running": counts["running"],
                 "paused": bool(self.dispatcher and self.dispatcher.paused)}
+
+    def public_url(self) -> str:
+        """The gateway's address for links made without a request (webhooks): public_url, else the
+        instance's advertised address."""
+        return (self.settings.public_url or self.cluster.address or f"http://127.0.0.1:{self.port}").rstrip("/")
 
     def admin_link(self) -> str:
         """The admin page's address for a browser on this machine, with the admin token when one is set."""
@@ -268,7 +275,7 @@ class Gateway:
         self.events = EventWiring(self)
         self.events.attach()
         self.outbox = WebhookOutbox(self.store, lambda: self.settings)
-        self.webhooks = WebhookSender(self.jobs, self.outbox)
+        self.webhooks = WebhookSender(self.jobs, self.outbox, self.public_url)
         if self.settings.redis_url:
             self.shared = SharedState(self.settings.redis_url, self.settings.redis_prefix,
                                       lambda: self.settings.queue_cache_ttl_seconds)
@@ -331,6 +338,7 @@ class Gateway:
         logger.info("shutting down")
         if self.server:
             self.server.stop()
+        self.waits.release_all()  # waiting requests answer now, with the jobs as they are
         await self.stop_dispatching()
         await self.jobs.flush()  # still under the lease: the last changes are written
         await self.cluster.stop()

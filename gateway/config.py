@@ -232,6 +232,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("webhook_secret", "GATEWAY_WEBHOOK_SECRET", _optional_str, None,
             "When set, every webhook carries an HMAC-SHA256 signature and a timestamp (see docs/api.md).",
             secret=True),
+    # Waiting for results (issue 16).
+    Setting("max_wait_seconds", "GATEWAY_MAX_WAIT_SECONDS", _non_negative_float, 300.0,
+            "Longest a request may wait for a job: POST /api/prompt with wait, GET /api/task/{id}/status?wait= "
+            "(longer waits are cut to this; 0 answers at once).", runtime=True),
+    Setting("public_url", "GATEWAY_PUBLIC_URL", _http_url, None,
+            "The address clients reach the gateway at, for the download urls in webhooks (default: "
+            "advertise_url, else the bound address; behind a proxy or load balancer, its address)."),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -281,6 +288,8 @@ class Settings:
     max_queued: int
     max_queued_per_key: int
     webhook_secret: str | None
+    max_wait_seconds: float
+    public_url: str | None
     workers: tuple[dict, ...] = ()
     config_file: str | None = None
 

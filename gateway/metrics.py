@@ -24,6 +24,8 @@ def render_metrics(gateway) -> tuple[bytes, str]:
     Gauge("comfyui_gateway_cluster_queue_remaining", "Jobs in the whole cluster",
           registry=registry).set(gateway.cluster_queue_remaining())
     Gauge("comfyui_gateway_ws_clients", "Connected client WebSockets", registry=registry).set(len(gateway.hub))
+    Gauge("comfyui_gateway_waiting_requests", "Requests waiting for a job (wait mode, status long polls)",
+          registry=registry).set(gateway.waits.count)
     Gauge("comfyui_gateway_dispatch_paused", "1 while dispatching is paused",
           registry=registry).set(1 if gateway.dispatcher and gateway.dispatcher.paused else 0)
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -11,8 +11,8 @@ GATEWAY, COMFY, COMFY_EMPTY, COMFY_TEXT = "gateway", "comfy", "comfy-empty", "co
 
 # (method, path, summary, tag, request body schema or None, success status, error style, query parameters)
 _ENDPOINTS = [
-    ("post", "/api/prompt", "Queue a workflow (ComfyUI body plus priority and webhook)", "ComfyUI", "PromptRequest",
-     200, COMFY, ()),
+    ("post", "/api/prompt", "Queue a workflow (ComfyUI body plus priority, webhook and wait)", "ComfyUI",
+     "PromptRequest", 200, COMFY, (("wait", "number"),)),
     ("get", "/api/prompt", "Cluster queue_remaining", "ComfyUI", None, 200, COMFY, ()),
     ("get", "/api/queue", "Merged queue: running and pending items in ComfyUI's 5-element form", "ComfyUI", None, 200,
      COMFY, ()),
@@ -82,8 +82,8 @@ _ENDPOINTS = [
     ("post", "/api/workers/{id}/test", "Check a worker now (admin)", "Workers", None, 200, GATEWAY, ()),
     ("post", "/api/workers/{id}/refresh", "Re-read a worker's object_info (admin)", "Workers", None, 200, GATEWAY,
      ()),
-    ("get", "/api/task/{prompt_id}/status", "Job status: queued, running, done or failed", "Jobs", None, 200,
-     GATEWAY, ()),
+    ("get", "/api/task/{prompt_id}/status", "Job status: queued, running, done or failed (wait: long poll)", "Jobs",
+     None, 200, GATEWAY, (("wait", "number"),)),
     ("patch", "/api/task/{prompt_id}", "Change the priority of a queued job", "Jobs", "Priority", 200, GATEWAY, ()),
     ("get", "/api/task/gateway/{gateway_job_id}", "Job status by gateway_job_id", "Jobs", None, 200, GATEWAY, ()),
     ("get", "/api/tasks", "Paged job list (state, worker, client_id, since, until, limit, offset)", "Jobs", None, 200,
@@ -102,6 +102,23 @@ _ENDPOINTS = [
     ("get", "/metrics", "Prometheus metrics", "Gateway", None, 200, GATEWAY, ()),
 ]
 
+# Query parameters that need more than a type: their schema and what they mean.
+_WAIT_TEXT = ("Seconds to wait, cut to the max_wait_seconds setting (300 by default; 0 turns waiting off). ")
+_QUERY_DETAILS = {
+    ("/api/prompt", "wait"): {"schema": {"type": "number", "minimum": 0}, "description": _WAIT_TEXT + (
+        "The answer comes when the job ends (200: the submit answer plus state, outputs with download urls, "
+        "status, meta, files, error and job, as in a history entry), or at the timeout with the current "
+        "status (202: the submit answer plus state and job). Same as the body field wait.")},
+    ("/api/task/{prompt_id}/status", "wait"): {"schema": {"type": "number", "minimum": 0}, "description":
+        _WAIT_TEXT + "Long poll: the answer comes when the job's state changes (at once when it is done or "
+                     "failed), else after this many seconds with the state unchanged."},
+}
+# Answers besides the success status and the 4xx errors.
+_MORE_RESPONSES = {
+    ("post", "/api/prompt"): {"202": {"description": "With wait: the job was accepted and has not ended yet "
+                                                     "(the submit answer plus state and job, its status)"}},
+}
+
 _ERROR_BODY = {"type": "object", "required": ["type", "message"], "properties": {
     "type": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}
 
@@ -114,6 +131,8 @@ _SCHEMAS = {
         "prompt": {"type": "object"}, "client_id": {"type": "string"}, "extra_data": {"type": "object"},
         "front": {"type": "boolean"}, "number": {"type": "number"}, "prompt_id": {"type": "string"},
         "priority": {"type": "integer"}, "webhook": {"type": "string", "format": "uri"},
+        "wait": {"type": "number", "minimum": 0, "description": "Seconds to wait for the job's end before "
+                 "answering (see the query parameter wait)"},
         "partial_execution_targets": {"type": "array", "items": {"type": "string"}}}},
     "QueueChange": {"type": "object", "properties": {"clear": {"type": "boolean"},
                                                      "delete": {"type": "array", "items": {"type": "string"}}}},
@@ -152,7 +171,8 @@ _ERRORS = {
 def _parameters(path: str, query: tuple) -> list:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
     params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names]
-    params += [{"name": name, "in": "query", "required": False, "schema": {"type": kind}} for name, kind in query]
+    params += [{"name": name, "in": "query", "required": False, "schema": {"type": kind},
+                **_QUERY_DETAILS.get((path, name), {})} for name, kind in query]
     return params
 
 
@@ -168,7 +188,8 @@ def openapi_document(version: str) -> dict:
         if errors == COMFY_TEXT:
             failure["x-text-body"] = True  # ComfyUI's user-data routes answer errors as plain text
         operation: dict = {"summary": summary, "tags": [tag], "parameters": _parameters(path, query),
-                           "responses": {str(status): {"description": "OK"}, "4XX": failure}}
+                           "responses": {str(status): {"description": "OK"}, "4XX": failure,
+                                         **_MORE_RESPONSES.get((method, path), {})}}
         if body:
             kind = "multipart/form-data" if body == "Upload" else "application/json"
             operation["requestBody"] = {"required": body in ("PromptRequest", "Upload", "Priority", "Dispatch"),

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the test suite needs: Chromium (admin page tests) and Xvfb (tray test).
+# Debian packages the test suite needs: Chromium (admin page tests), Xvfb (tray test) and Node.js with npm
+# (the n8n workflow replay, tests/n8n).
 # Installs them when missing and apt-get is usable (root); otherwise says what is missing, and the
 # tests that need them skip with a reason (or fail under GATEWAY_TEST_REQUIRE_SERVICES=1).
 set -uo pipefail
@@ -7,6 +8,8 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
 command -v objdump >/dev/null 2>&1 || missing+=(binutils)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
   echo "[run.sh] installing Debian packages: ${missing[*]}"

@@ -4,7 +4,9 @@ simulator behind it: no answer is a 5xx, and every 4xx is in the error shape the
 Bounded to about two minutes: each operation gets FUZZ_EXAMPLES cases or its share of FUZZ_SECONDS,
 whichever ends first (GATEWAY_FUZZ_EXAMPLES / GATEWAY_FUZZ_SECONDS change them for a longer hunt).
 Worker and webhook URLs the fuzzer draws are replaced by loopback addresses where nothing listens: a
-fuzzer must never make the gateway reach another host.
+fuzzer must never make the gateway reach another host. Waits (POST /api/prompt with wait, the status
+long poll) are capped at one second by the gateway's own max_wait_seconds, so a drawn wait=600 costs a
+second at most.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def fuzz_target(tmp_path_factory):
     work = tmp_path_factory.mktemp("fuzz")
     sim_port, gw_port = free_port(), free_port()
     env = {**os.environ, "GATEWAY_DATABASE": "sqlite", "GATEWAY_HEALTH_INTERVAL": "0.5",
-           "WORKER_REQUEST_TIMEOUT": "3", "GATEWAY_LOG_LEVEL": "WARNING"}
+           "WORKER_REQUEST_TIMEOUT": "3", "GATEWAY_LOG_LEVEL": "WARNING", "GATEWAY_MAX_WAIT_SECONDS": "1"}
     log = open(work / "processes.log", "wb")
     sim = subprocess.Popen([sys.executable, "-m", "tests.fake_comfy", "--port", str(sim_port), "--log-level",
                             "WARNING"], cwd=ROOT, stdout=log, stderr=log)

@@ -81,7 +81,27 @@ class ClusterLinks:
             if now - self._last_progress.get(job.prompt_id, 0.0) < PROGRESS_INTERVAL:
                 return
             self._last_progress[job.prompt_id] = now
-        self.bus.publish("jobs", {"e": event, "u": update_of(job), "t": time.time()})
+        message = {"e": event, "u": update_of(job), "t": time.time()}
+        if event == "finished":
+            self._publish_when_written(message)
+            return
+        self.bus.publish("jobs", message)
+
+    def _publish_when_written(self, message: dict) -> None:
+        """Tell the others a job ended once its last write (with its history) is in the store: an instance
+        that hears it reads the history from there (wait mode, /history), so it must not be early."""
+        try:
+            written = self.gw.store.after_writes()
+        except Exception:  # the store is closing: tell at once
+            self.bus.publish("jobs", message)
+            return
+
+        def publish(done) -> None:
+            if not done.cancelled():
+                done.exception()  # the store's trouble is logged where the write failed
+            if self._up():
+                self.bus.publish("jobs", message)
+        written.add_done_callback(publish)
 
     def _on_worker(self, worker, event: str) -> None:
         registry = self.gw.registry

@@ -6,6 +6,7 @@ from ..comfy_api import ComfyApi
 from ..cluster.forward import forward_to_dispatcher
 from ..errors import BadRequest, ComfyError
 from .base import ComfyHandler, dual
+from .waiting import WaitingMixin
 
 
 class ComfyApiHandler(ComfyHandler):
@@ -16,17 +17,21 @@ class ComfyApiHandler(ComfyHandler):
         return self.gw.comfy_api
 
 
-class PromptHandler(ComfyApiHandler):
+class PromptHandler(WaitingMixin, ComfyApiHandler):
     async def get(self) -> None:
         self.write_json(self.api.prompt_info())
 
     async def post(self) -> None:
         body = self.comfy_json()
+        wait = self.requested_wait(body)
         self.gw.admission.check(self.token)
         status, answer = await self.gw.jobs.submit(body)
         if status == 200:
             self.gw.admission.track(answer["prompt_id"], self.token)
-        self.write_json(answer, status)
+        if status != 200 or wait is None:
+            self.write_json(answer, status)
+            return
+        await self.answer_when_done(answer, wait)
 
 
 class QueueHandler(ComfyApiHandler):

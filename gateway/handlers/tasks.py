@@ -7,18 +7,26 @@ import time
 from ..cluster.forward import forward_to_dispatcher
 from ..errors import BadRequest, NotFound
 from ..jobs.model import STATES, Job
+from ..jobs.waits import CHANGE
 from .base import BaseHandler
+from .waiting import WaitingMixin
 
 MAX_PAGE = 500
 
 
-class TaskStatusHandler(BaseHandler):
-    """GET /api/task/{prompt_id}/status: the ComfyUI-side view (queued | running | done | failed)."""
+class TaskStatusHandler(WaitingMixin, BaseHandler):
+    """GET /api/task/{prompt_id}/status[?wait=s]: the ComfyUI-side view (queued | running | done | failed);
+    with wait, answered once the job's state changes (or at once when it is final), or after `wait` seconds."""
 
     async def get(self, prompt_id: str) -> None:
+        wait = self.requested_wait()
         job = await self.gw.jobs.find(prompt_id)
         if job is None:
             raise NotFound(f"no job with prompt_id {prompt_id}")
+        if wait is not None:
+            job = await self.wait_for_job(job, wait, CHANGE)
+            if job is None:
+                return  # the client went away
         self.write_json(job.status_dict(self.gw.jobs.worker_name(job), self.gw.jobs.position(job)))
 
 

@@ -18,6 +18,10 @@ from .errors import StoreClosedError
 logger = logging.getLogger(__name__)
 
 
+def _nothing():
+    return None
+
+
 class Store(ClusterFacade):
     """Async access to workers, jobs, uploads, outputs and settings (cluster calls: ClusterFacade)."""
 
@@ -91,6 +95,10 @@ class Store(ClusterFacade):
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(
             self._executor, functools.partial(fn, *args, **kwargs))
+
+    def after_writes(self):
+        """A future that is done once every call queued before it has run (one thread, in order)."""
+        return self._run(_nothing)
 
     def _query(self, fn, *args, **kwargs):
         if self._m is None:
