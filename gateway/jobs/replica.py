@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..scheduling.capabilities import requirements_of
 from ..scheduling.cost_model import workflow_signature
 from .events import output_nodes
 from .model import ACTIVE_STATES, FINAL_STATES, QUEUED, Job, Progress
@@ -41,7 +40,7 @@ class ReplicaMixin:
     def _job_from_row(self, row: dict) -> Job:
         job = Job.from_row(row)
         job.signature = workflow_signature(job.prompt)
-        job.requirements = requirements_of(job.prompt, self.uploads.known_names())
+        job.requirements = self.requirements_of(job.prompt)
         job.priority_given = False
         job.outputs_to_execute = output_nodes(job.prompt, None, job.body.get("partial_execution_targets"))
         progress = row.get("progress") or {}
@@ -89,7 +88,6 @@ class ReplicaMixin:
         self.active.clear()
         self._waiting.clear()
         self._on_worker.clear()
-        self._order_cache = None
 
     def adopt(self, row: dict) -> Job | None:
         """Take in a job another instance accepted (its stored row); the known copy when there is one."""
@@ -133,7 +131,6 @@ class ReplicaMixin:
             self.place(job, state, worker_id)
         else:
             job.state, job.worker_id = state, worker_id
-        self._order_cache = None
         self._tell_remote(job, event or transition_event(before, state))
         return job
 
