@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +93,7 @@ class Job:
     front: bool = False  # submitted with front: true
     announced: bool = False  # the other instances of the cluster know this job (its whole row was sent)
     synced_at: float = 0.0  # replicas: the dispatcher's time of the last change applied here
+    queue_json: tuple | None = None  # (number, queue_item() as JSON text) while it waits: /queue reuses it
 
     @property
     def prompt(self) -> dict:
@@ -122,6 +124,14 @@ class Job:
         """ComfyUI's 5-element queue item: [number, prompt_id, prompt, extra_data, outputs_to_execute]."""
         number: Any = int(self.number) if float(self.number).is_integer() else self.number
         return [number, self.prompt_id, self.prompt, self.extra_data, list(self.outputs_to_execute)]
+
+    def queue_item_json(self) -> str:
+        """:meth:`queue_item` as JSON text, kept until the number changes (a deep gateway queue is listed
+        by every /queue poll; serializing each waiting workflow once keeps that cheap)."""
+        cached = self.queue_json
+        if cached is None or cached[0] != self.number:
+            cached = self.queue_json = (self.number, json.dumps(self.queue_item()))
+        return cached[1]
 
     def row(self) -> dict:
         """The fields persisted in the jobs table."""

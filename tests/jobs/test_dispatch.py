@@ -109,6 +109,33 @@ async def test_priority_queue_and_gateway_job_id(cluster):
     assert done["status"] == "done" and done["worker"] == "sim1"
 
 
+async def test_queue_listing_and_positions_follow_every_change_of_the_gateway_queue(cluster):
+    # /queue reuses its serialized answer while the gateway queue is unchanged: each change must show.
+    await cluster.add_sim(node_seconds=0.01)
+    await cluster.wait_online()
+    await cluster.post("/api/dispatch", {"paused": True})
+    ids = [(await cluster.submit(sample_workflow()))["prompt_id"] for _ in range(4)]
+
+    async def pending():
+        return [item[1] for item in (await cluster.get("/queue"))["queue_pending"]]
+
+    assert await pending() == ids
+    assert await pending() == ids  # the reused answer
+    status, _ = await cluster.request("PATCH", f"/api/task/{ids[2]}", json={"priority": 3})
+    assert status == 200
+    assert await pending() == [ids[2], ids[0], ids[1], ids[3]]
+    assert (await cluster.get(f"/api/task/{ids[1]}/status"))["queue_position"] == 3
+    await cluster.post("/api/queue", {"delete": [ids[0]]})
+    assert await pending() == [ids[2], ids[1], ids[3]]
+    later = (await cluster.submit(sample_workflow()))["prompt_id"]
+    assert await pending() == [ids[2], ids[1], ids[3], later]
+    assert (await cluster.get(f"/api/task/{later}/status"))["queue_position"] == 4
+    await cluster.post("/api/dispatch", {"paused": False})
+    for prompt_id in (ids[1], ids[2], ids[3], later):
+        await cluster.wait_job(prompt_id)
+    assert await pending() == []
+
+
 async def test_cancel_queued_and_interrupt_running(cluster):
     sim = await cluster.add_sim(node_seconds=0.05)
     await cluster.wait_online()
