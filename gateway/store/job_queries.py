@@ -89,6 +89,24 @@ def insert_job(m, fields, fetch=True, fence=None, seq_from=None):
     return {"seq": row["seq"], "number": row.get("number")}
 
 
+def insert_jobs(m, items):
+    """Insert several jobs in one transaction (one commit, one log write).
+
+    ``items``: ``[(fields, fence, seq_from), ...]`` as for :func:`insert_job` without fetch. Returns, per
+    item, what insert_job returned or the DuplicateError / FencedError it raised: a refused row does not
+    stop the others (both SQLite and InnoDB undo only the failing statement). Any other error undoes
+    the whole transaction and is raised.
+    """
+    results = []
+    with m.Job._meta.database.atomic():
+        for fields, fence, seq_from in items:
+            try:
+                results.append(insert_job(m, fields, False, fence, seq_from))
+            except (DuplicateError, FencedError) as exc:
+                results.append(exc)
+    return results
+
+
 def _update_statement(model, names, fenced):
     """(sql, fields) of an UPDATE of these columns of one job by prompt id (fenced: one more param)."""
     def build(meta, quote, param):
