@@ -19,6 +19,7 @@ from ..store.errors import DuplicateError, FencedError
 from .events import needed_nodes, output_nodes
 from .model import ACTIVE_STATES, DONE, FAILED, QUEUED, RUNNING, SUBMITTED, Job, Progress
 from .prompt_request import parse_prompt_request
+from .collector import LongLivedJobs
 from .replica import ReplicaMixin
 from .waiting_queue import WaitingQueue
 
@@ -62,6 +63,7 @@ class JobService(ReplicaMixin):
         self._finished_waiters: dict[str, list[asyncio.Future]] = {}
         self.recent_limit = RECENT_FINISHED
         self.loading = False  # True while the unfinished jobs are read from the store (nothing is planned)
+        self.collector = LongLivedJobs(lambda: len(self.active))
 
     @property
     def dispatching(self) -> bool:
@@ -282,7 +284,7 @@ class JobService(ReplicaMixin):
         seq = self._seq
         number = request.number if request.number is not None else float(-seq if request.front else seq)
         job = Job(prompt_id=request.prompt_id or str(uuid.uuid4()), gateway_job_id=str(uuid.uuid4()), seq=seq,
-                  body=request.worker_body(), client_id=request.client_id, priority=request.priority,
+                  body_data=request.worker_body(), client_id=request.client_id, priority=request.priority,
                   number=number, webhook=request.webhook)
         job.priority_given = request.priority_given
         job.number_given, job.front = request.number is not None, request.front
@@ -315,6 +317,7 @@ class JobService(ReplicaMixin):
                          {"missing_node_types": node_types, "missing_files": files, **explanation})
 
     def _track(self, job: Job) -> None:
+        self.collector.job_added()
         self.active[job.prompt_id] = job
         self._by_gateway_id[job.gateway_job_id] = job.prompt_id
         self.place(job, job.state, job.worker_id)
@@ -332,9 +335,12 @@ class JobService(ReplicaMixin):
         if job.prompt_id not in self.active:
             return
         if worker_id is not None and state in (SUBMITTED, RUNNING):
+            job.unpack()  # a few jobs per worker: parsed once, not at each read of its workflow
             self._on_worker.setdefault(worker_id, {})[job.prompt_id] = job
         elif state == QUEUED:
             self._waiting.add(job)
+            if job.announced or job.stored:
+                job.pack()  # its row is written: from now on only the queue and the send read the body
 
     def waiting(self) -> list[Job]:
         """Jobs in the gateway's queue (in dispatch order)."""
@@ -356,6 +362,8 @@ class JobService(ReplicaMixin):
             raise self.not_stored(job, exc) from None
         logger.info("job %s queued in the gateway (priority %d)", job.prompt_id, job.priority)
         self.notify(job, "queued")
+        if job.state == QUEUED and job.prompt_id in self.active:
+            job.pack()
         self.dispatcher.wake()
         return 200, self.answer(job, node_errors)
 
@@ -364,6 +372,7 @@ class JobService(ReplicaMixin):
         cluster counter, so jobs accepted by different instances line up in the order they came.
         ``fence``: the row says "sent to a worker", so only the lease's epoch may write it."""
         row = job.row()
+        job.stored = True
         if fence is not None:
             row["epoch"] = fence
         if not self.shared_seq:
@@ -405,7 +414,7 @@ class JobService(ReplicaMixin):
 
     def answer(self, job: Job, node_errors: dict | None = None) -> dict:
         """The POST /prompt answer for an accepted job."""
-        out = {"prompt_id": job.prompt_id, "number": job.queue_item()[0], "node_errors": node_errors or {}}
+        out = {"prompt_id": job.prompt_id, "number": job.comfy_number(), "node_errors": node_errors or {}}
         if getattr(job, "priority_given", False):
             out["gateway_job_id"] = job.gateway_job_id
         return out
@@ -438,6 +447,7 @@ class JobService(ReplicaMixin):
             job.history = history
         self.active.pop(job.prompt_id, None)
         self._remember(job)
+        self.collector.job_ended()
         self.save(job, "state", "finished_at", "error", "history", "progress", "started_at", "worker_id", "attempts")
         logger.info("job %s %s on %s", job.prompt_id, state, self.worker_name(job))
         self.notify(job, "finished")
