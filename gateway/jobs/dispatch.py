@@ -78,8 +78,9 @@ class Dispatcher(BackgroundLoop):
                            speed=speed, busy_remaining_seconds=busy,
                            capabilities=worker.capabilities)
 
-    def _has_room(self, worker, now: float) -> bool:
+    def has_room(self, worker, now: float | None = None) -> bool:
         """``scheduler.has_room(worker_state(worker))`` without building the state (no costs, no speed)."""
+        now = now or time.time()
         if worker.state != "online" or self._cooldown.get(worker.id, 0) > now:
             return False
         capacity = max(1, worker.max_queue)
@@ -103,7 +104,7 @@ class Dispatcher(BackgroundLoop):
         # Every submission asks for a plan: with hundreds of full workers, a cheap look at each answers
         # "nothing can move" without building their scheduler views.
         now = time.time()
-        if not any(self._has_room(w, now) for w in registered):
+        if not any(self.has_room(w, now) for w in registered):
             return []
         workers = [self.worker_state(w, now) for w in registered]
         if not any(self.scheduler.has_room(w) for w in workers):
