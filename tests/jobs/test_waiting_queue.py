@@ -8,7 +8,7 @@ from gateway.scheduling.scheduler import QueuedJob, Scheduler
 
 def make_job(seq: int, rng: random.Random) -> Job:
     number = rng.choice([None, float(seq), float(-seq), rng.uniform(-5, 5)])
-    return Job(prompt_id=f"p{rng.randrange(10**9):09d}-{seq}", gateway_job_id=f"g{seq}", seq=seq, body={},
+    return Job(prompt_id=f"p{rng.randrange(10**9):09d}-{seq}", gateway_job_id=f"g{seq}", seq=seq, body_data={},
                priority=rng.choice([0, 0, 0, 1, 5, -2]), number=number)
 
 
