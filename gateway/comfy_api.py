@@ -62,7 +62,7 @@ class ComfyApi:
                         target.append(item[:5])
         version = jobs.queue_version
         if self._waiting_json is None or self._waiting_json[0] != version:
-            self._waiting_json = (version, ", ".join(job.queue_item_json() for job in jobs.waiting_in_order()))
+            self._waiting_json = (version, ", ".join(jobs.queue_item_json(job) for job in jobs.waiting_in_order()))
         parts = [json.dumps(pending)[1:-1], self._waiting_json[1], json.dumps(extra)[1:-1]]
         return '{"queue_running": %s, "queue_pending": [%s]}' % (json.dumps(running), ", ".join(p for p in parts if p))
 

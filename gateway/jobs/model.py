@@ -65,7 +65,8 @@ class Job:
     prompt_id: str
     gateway_job_id: str
     seq: int
-    body_data: Any  # the POST /prompt body: a dict, or PackedBody while the job waits (see pack())
+    body_data: Any  # the POST /prompt body: a dict, a PackedBody while the job waits (see pack()), or
+    # the JSON text as stored (RawJSON) until a job loaded at start-up is first read (JobService.derive)
     client_id: str | None = None
     priority: int = 0
     number: float = 0.0
@@ -102,7 +103,9 @@ class Job:
         """The POST /prompt body as the worker gets it (client_id and prompt_id aside); parsed anew from
         its text while the job is packed."""
         data = self.body_data
-        return data.unpack() if isinstance(data, PackedBody) else data
+        if isinstance(data, PackedBody):
+            return data.unpack()
+        return json.loads(data) if isinstance(data, str) else data
 
     @body.setter
     def body(self, value: dict) -> None:
@@ -111,7 +114,7 @@ class Job:
     @property
     def packed(self) -> bool:
         """True while the body is kept as JSON text."""
-        return isinstance(self.body_data, PackedBody)
+        return isinstance(self.body_data, (PackedBody, str))
 
     def pack(self) -> None:
         """Keep the body as JSON text while the job waits in the gateway.
@@ -120,13 +123,13 @@ class Job:
         that the cyclic garbage collector never walks, and /queue copies it as it is. A deep queue of
         100,000 jobs is held this way; the text is parsed again only when the job is sent.
         """
-        if not self.packed:
+        if not isinstance(self.body_data, PackedBody):
             self.body_data = PackedBody.of(self)
 
     def unpack(self) -> None:
         """Hold the body as a dict again (the job is leaving the queue for a worker)."""
         if self.packed:
-            self.body_data = self.body_data.unpack()
+            self.body_data = self.body
 
     @property
     def prompt(self) -> dict:
@@ -175,12 +178,18 @@ class Job:
             "prompt_id": self.prompt_id, "gateway_job_id": self.gateway_job_id, "seq": self.seq,
             "client_id": self.client_id, "priority": self.priority, "number": self.number,
             "state": self.state, "worker_id": self.worker_id, "attempts": self.attempts,
-            "body": self.body_data.body_json() if self.packed else self.body_data,
+            "body": self._body_for_store(),
             "history": self.history, "error": self.error,
             "progress": self.progress.to_dict(), "webhook": self.webhook,
             "created_at": self.created_at, "submitted_at": self.submitted_at,
             "started_at": self.started_at, "finished_at": self.finished_at, "updated_at": time.time(),
         }
+
+    def _body_for_store(self) -> Any:
+        data = self.body_data
+        if isinstance(data, PackedBody):
+            return data.body_json()
+        return RawJSON(data) if isinstance(data, str) else data
 
     @classmethod
     def from_row(cls, row: dict) -> "Job":
@@ -234,7 +243,7 @@ class PackedBody(NamedTuple):
     @classmethod
     def of(cls, job: "Job") -> "PackedBody":
         """Pack a job's (dict) body."""
-        body = job.body_data
+        body = job.body
         head = "[%s, %s, " % (json.dumps(job.comfy_number()), json.dumps(job.prompt_id))
         prompt_json = json.dumps(body.get("prompt") or {})
         tail = ", %s, %s]" % (json.dumps(job.extra_data), json.dumps(list(job.outputs_to_execute)))

@@ -64,6 +64,8 @@ class JobService(ReplicaMixin):
         self.recent_limit = RECENT_FINISHED
         self.loading = False  # True while the unfinished jobs are read from the store (nothing is planned)
         self.collector = LongLivedJobs(lambda: len(self.active))
+        self._background: set[asyncio.Task] = set()  # tasks that must not be garbage collected midway
+        self._node_list_cache: tuple | None = None  # (registry version, a worker's object_info)
 
     @property
     def dispatching(self) -> bool:
@@ -180,6 +182,11 @@ class JobService(ReplicaMixin):
         """Iterator over the waiting jobs in dispatch order (do not change the queue while reading it)."""
         return iter(self._waiting)
 
+    def queue_item_json(self, job: Job) -> str:
+        """A job's /queue item as JSON text."""
+        self.derive(job)
+        return job.queue_item_json()
+
     @property
     def waiting_count(self) -> int:
         """How many jobs wait in the gateway."""
@@ -192,6 +199,7 @@ class JobService(ReplicaMixin):
 
     def queued_view(self, job: Job):
         """The job as the scheduler sees it (cached; rebuilt when the job or the cost model changed)."""
+        self.derive(job)
         epoch = (job.priority, len(job.excluded_workers), self.dispatcher.cost_epoch if self.dispatcher else 0,
                  self.registry.version)
         cached = job.scheduler_view
@@ -335,6 +343,7 @@ class JobService(ReplicaMixin):
         if job.prompt_id not in self.active:
             return
         if worker_id is not None and state in (SUBMITTED, RUNNING):
+            self.derive(job)
             job.unpack()  # a few jobs per worker: parsed once, not at each read of its workflow
             self._on_worker.setdefault(worker_id, {})[job.prompt_id] = job
         elif state == QUEUED:

@@ -210,9 +210,9 @@ class Store(ClusterFacade):
         return await self._query(job_queries.get_job_by_gateway_id,
                                  gateway_job_id)
 
-    async def load_unfinished_jobs(self):
-        """Queued/submitted/running jobs ordered by seq (for restart)."""
-        return await self._query(job_queries.load_unfinished_jobs)
+    async def load_unfinished_jobs(self, body_as_text=False):
+        """Queued/submitted/running jobs ordered by seq (for restart); see job_queries."""
+        return await self._query(job_queries.load_unfinished_jobs, body_as_text)
 
     async def max_job_seq(self):
         """Highest stored seq, 0 when empty."""
