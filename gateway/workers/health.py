@@ -18,7 +18,7 @@ from .replication import remember_object_info
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 5.0
-CHECK_GRANULARITY = 0.05  # seconds: checks due within this are started together
+CHECK_GRANULARITY = 0.2  # seconds: checks due within this are started together
 
 
 def next_slot(worker_id: int, now: float, interval: float) -> float:
