@@ -26,6 +26,7 @@ from .waiting_queue import WaitingQueue
 logger = logging.getLogger(__name__)
 
 RECENT_FINISHED = 2000  # finished jobs kept in memory for fast status reads
+CAPABLE_CACHE_LIMIT = 1024  # distinct requirements whose capable workers are remembered
 
 
 class JobService(ReplicaMixin):
@@ -66,6 +67,7 @@ class JobService(ReplicaMixin):
         self.collector = LongLivedJobs(lambda: len(self.active))
         self._background: set[asyncio.Task] = set()  # tasks that must not be garbage collected midway
         self._node_list_cache: tuple | None = None  # (registry version, a worker's object_info)
+        self._capable_cache: dict = {}  # requirements -> (registry version, worker count, capable workers)
 
     @property
     def dispatching(self) -> bool:
@@ -277,10 +279,18 @@ class JobService(ReplicaMixin):
                 return await self.dispatcher.submit_now(job, worker, info)
         return await self.accept_queued(job, info)
 
-    @staticmethod
-    def _capable(job: Job, workers: list) -> list:
-        requirements = job.requirements
-        return [w for w in workers if w.capabilities is None or w.capabilities.can_run(requirements)]
+    def _capable(self, job: Job, workers: list) -> list:
+        """The workers whose node lists (or unknown ones) allow this job, remembered per distinct
+        requirements until a worker changes (every submission asks; a batch repeats one workflow)."""
+        requirements, version = job.requirements, self.registry.version
+        cached = self._capable_cache.get(requirements)
+        if cached is not None and cached[0] == version and cached[1] == len(workers):
+            return list(cached[2])
+        capable = [w for w in workers if w.capabilities is None or w.capabilities.can_run(requirements)]
+        if len(self._capable_cache) >= CAPABLE_CACHE_LIMIT:
+            self._capable_cache.clear()
+        self._capable_cache[requirements] = (version, len(workers), capable)
+        return list(capable)
 
     def requirements_of(self, prompt: dict):
         """What a workflow needs from a worker (one shared object per distinct requirements)."""
