@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from . import editor_queries, file_queries, job_queries, webhook_queries, worker_queries
 from .cluster_facade import ClusterFacade
 from .database import open_database
+from .checkpoints import WalCheckpointer
 from .errors import StoreClosedError
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class Store(ClusterFacade):
         self._mysql = dict(mysql or {})
         self._executor = None
         self._control_executor = None
+        self._checkpointer = None
         self._db = None
         self._m = None
         self._closing = False
@@ -65,6 +67,9 @@ class Store(ClusterFacade):
             self._executor.shutdown(wait=False)
             self._executor = None
             raise
+        if self.kind == "sqlite" and self._sqlite_path and self._sqlite_path != ":memory:":
+            self._checkpointer = WalCheckpointer(self._sqlite_path)
+            self._checkpointer.start()
         if self.kind == "mysql":
             # Lease renewals and heartbeats get a thread (and, through Peewee, a connection) of their own,
             # so a long query on the store thread never makes the dispatcher lose its lease. Not on SQLite:
@@ -78,6 +83,9 @@ class Store(ClusterFacade):
             return
         self._closing = True
         executor, db = self._executor, self._db
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, checkpointer.stop)
         control, self._control_executor = self._control_executor, None
         loop = asyncio.get_running_loop()
         try:
