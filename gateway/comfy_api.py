@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
 import time
 from typing import Any
@@ -25,6 +26,7 @@ class ComfyApi:
 
     def __init__(self, gateway):
         self.gw = gateway
+        self._waiting_json: tuple | None = None  # (queue version, the waiting jobs' /queue items as JSON)
 
     def _online(self) -> list:
         return [w for w in self.gw.registry.all() if w.status == "online"]
@@ -37,18 +39,32 @@ class ComfyApi:
 
     # ----- queue -----------------------------------------------------------------------------------
     async def queue(self) -> dict:
-        """GET /queue: gateway jobs (running, on workers, waiting in the gateway) plus workers' other jobs."""
+        """GET /queue as data (see :meth:`queue_body`)."""
+        return json.loads(await self.queue_body())
+
+    async def queue_body(self) -> str:
+        """GET /queue as JSON text: gateway jobs (running, on workers, waiting in the gateway) plus the
+        workers' other jobs.
+
+        The gateway's own waiting jobs are most of a deep queue and change only when a job enters or
+        leaves it: their part of the answer is joined once per queue version, from texts each job keeps.
+        """
         jobs = self.gw.jobs
         running = [j.queue_item() for j in jobs.active.values() if j.state == RUNNING]
         on_workers = sorted((j for j in jobs.active.values() if j.state == SUBMITTED), key=lambda j: j.number)
-        pending = [j.queue_item() for j in on_workers] + [j.queue_item() for j in jobs.queued()]
+        pending = [j.queue_item() for j in on_workers]
+        extra: list = []
         for worker in self._online():
             snapshot = await self._worker_queue(worker)
-            for key, target in (("queue_running", running), ("queue_pending", pending)):
+            for key, target in (("queue_running", running), ("queue_pending", extra)):
                 for item in queue_items(snapshot, key):
                     if jobs.get(item[1]) is None:
                         target.append(item[:5])
-        return {"queue_running": running, "queue_pending": pending}
+        version = jobs.queue_version
+        if self._waiting_json is None or self._waiting_json[0] != version:
+            self._waiting_json = (version, ", ".join(jobs.queue_item_json(job) for job in jobs.waiting_in_order()))
+        parts = [json.dumps(pending)[1:-1], self._waiting_json[1], json.dumps(extra)[1:-1]]
+        return '{"queue_running": %s, "queue_pending": [%s]}' % (json.dumps(running), ", ".join(p for p in parts if p))
 
     async def _worker_queue(self, worker) -> dict:
         ttl = self.gw.settings.queue_cache_ttl_seconds

@@ -72,6 +72,7 @@ class ClusterLinks:
             job.announced = True
             row = job.row()
             row.pop("history", None)
+            row["body"] = job.body  # a packed body is JSON text for the store; peers read it as an object
             self.bus.publish("jobs", {"e": event, "row": row})
             return
         if not jobs.dispatching:

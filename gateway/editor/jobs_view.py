@@ -201,6 +201,7 @@ class JobsView:
         job = self.gw.jobs.get(prompt_id)
         if job is not None and job.active:
             status = "in_progress" if job.state == "running" else "pending"
+            self.gw.jobs.derive(job)  # a job reloaded at start-up may not have been read yet
             return queue_job(job.queue_item(), status, job.created_at)
         row = await self.gw.store.get_job(prompt_id)
         if row is not None and row["state"] in ("done", "failed"):

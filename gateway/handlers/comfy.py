@@ -36,7 +36,8 @@ class PromptHandler(WaitingMixin, ComfyApiHandler):
 
 class QueueHandler(ComfyApiHandler):
     async def get(self) -> None:
-        self.write_json(await self.api.queue())
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(await self.api.queue_body())
 
     async def post(self) -> None:
         body = self.comfy_json()

@@ -78,6 +78,16 @@ class Dispatcher(BackgroundLoop):
                            speed=speed, busy_remaining_seconds=busy,
                            capabilities=worker.capabilities)
 
+    def has_room(self, worker, now: float | None = None) -> bool:
+        """``scheduler.has_room(worker_state(worker))`` without building the state (no costs, no speed)."""
+        now = now or time.time()
+        if worker.state != "online" or self._cooldown.get(worker.id, 0) > now:
+            return False
+        capacity = max(1, worker.max_queue)
+        if worker.queue_remaining + worker.sent_since_report >= capacity:
+            return False
+        return sum(1 for job in self.jobs.active_on(worker.id) if not job.ended_on_worker) < capacity
+
     def _cost_of(self, job: Job) -> float:
         """Expected run seconds of a job at speed 1, cached until the cost model learns something new."""
         cached = job.cost_cache
@@ -87,15 +97,21 @@ class Dispatcher(BackgroundLoop):
         return cached[1]
 
     def _plan(self) -> list:
-        waiting = self.jobs.waiting()
-        if self.paused or not waiting or not self.jobs.dispatching or self.jobs.loading or not self.may_send():
+        jobs = self.jobs
+        if self.paused or not jobs.waiting_count or not jobs.dispatching or jobs.loading or not self.may_send():
             return []
+        registered = self.registry.all()
+        # Every submission asks for a plan: with hundreds of full workers, a cheap look at each answers
+        # "nothing can move" without building their scheduler views.
         now = time.time()
-        workers = [self.worker_state(w, now) for w in self.registry.all()]
+        if not any(self.has_room(w, now) for w in registered):
+            return []
+        workers = [self.worker_state(w, now) for w in registered]
         if not any(self.scheduler.has_room(w) for w in workers):
-            return []  # nothing can move: skip building the queue view (it may hold thousands of jobs)
-        queued = [self.jobs.queued_view(j) for j in waiting]
-        return self.scheduler.plan(now, workers, queued, default_cost=self.cost_model.default_cost())
+            return []
+        # The queue is kept in dispatch order; the scheduler reads it only as far as there is room.
+        queued = (jobs.queued_view(j) for j in jobs.waiting_in_order())
+        return self.scheduler.plan(now, workers, queued, default_cost=self.cost_model.default_cost(), ordered=True)
 
     def _claim(self, job: Job, worker) -> None:
         # Synchronously, before any await, so a concurrent round sees the slot as taken.
@@ -129,7 +145,7 @@ class Dispatcher(BackgroundLoop):
 
     def expire_waiting(self, timeout: float, now: float) -> int:
         """Fail jobs that waited in the gateway longer than queue_timeout seconds; how many."""
-        expired = [job for job in self.jobs.waiting() if now - job.created_at > timeout]
+        expired = [job for job in self.jobs.waiting_in_order() if now - job.created_at > timeout]
         for job in expired:
             self.jobs.fail_queued(job, "queue_timeout", f"no worker took the job within queue_timeout "
                                   f"({timeout:g} s); it waited {now - job.created_at:.0f} s")

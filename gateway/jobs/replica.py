@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..scheduling.capabilities import requirements_of
 from ..scheduling.cost_model import workflow_signature
 from .events import output_nodes
 from .model import ACTIVE_STATES, FINAL_STATES, QUEUED, Job, Progress
@@ -40,14 +39,53 @@ class ReplicaMixin:
 
     def _job_from_row(self, row: dict) -> Job:
         job = Job.from_row(row)
-        job.signature = workflow_signature(job.prompt)
-        job.requirements = requirements_of(job.prompt, self.uploads.known_names())
         job.priority_given = False
-        job.outputs_to_execute = output_nodes(job.prompt, None, job.body.get("partial_execution_targets"))
         progress = row.get("progress") or {}
-        job.progress = Progress.from_dict(progress, int(progress.get("nodes_total") or len(job.prompt)))
+        job.progress = Progress.from_dict(progress, int(progress.get("nodes_total") or 0))
         job.announced = True
+        if not (job.state == QUEUED and isinstance(job.body_data, str)):
+            self.derive(job)  # else when it is first read (derive), or by derive_loaded soon after
         return job
+
+    def derive(self, job: Job) -> None:
+        """Read what the gateway needs from a job's workflow (once): its signature, requirements, outputs.
+
+        Jobs loaded at start-up come with their body as stored text and wait for this: a restart with
+        100,000 waiting jobs is then ready in the time it takes to read the rows, and the workflows are
+        parsed when the scheduler reaches them, or in slices right after (derive_loaded).
+        """
+        if job.requirements is not None:
+            return
+        body = job.body
+        prompt = body.get("prompt") or {}
+        job.body_data = body
+        job.signature = workflow_signature(prompt)
+        job.requirements = self.requirements_of(prompt)
+        # Which nodes are outputs is in the workers' node lists (kept in the store while they are away).
+        job.outputs_to_execute = output_nodes(prompt, self._a_node_list(), body.get("partial_execution_targets"))
+        if not job.progress.nodes_total:
+            job.progress.nodes_total = len(prompt)
+        job.scheduler_view = None
+        if job.state == QUEUED:
+            job.pack()
+
+    def _a_node_list(self) -> dict | None:
+        """An online worker's /object_info, else the last one any worker had (until the workers change)."""
+        cached = self._node_list_cache
+        if cached is None or cached[0] != self.registry.version:
+            workers = self.registry.all()
+            info = next((w.object_info for w in workers if w.object_info and w.state == "online"), None) \
+                or next((w.object_info for w in workers if w.object_info), None)
+            cached = self._node_list_cache = (self.registry.version, info)
+        return cached[1]
+
+    async def derive_loaded(self, jobs: list[Job]) -> None:
+        """Derive the loaded jobs a few hundred per turn of the event loop (requests go on meanwhile)."""
+        for index, job in enumerate(jobs):
+            if index % LOAD_SLICE == LOAD_SLICE - 1:
+                await asyncio.sleep(0)
+            if job.requirements is None and job.active:
+                self.derive(job)
 
     async def load(self, recover: bool = True) -> list[Job]:
         """Load the unfinished jobs from the store (start-up, or taking over as dispatcher); returns them.
@@ -63,7 +101,7 @@ class ReplicaMixin:
             self.loading = False
 
     async def _load(self, recover: bool) -> list[Job]:
-        rows = await self.store.load_unfinished_jobs()
+        rows = await self.store.load_unfinished_jobs(body_as_text=True)
         self._seq = max(self._seq, await self.store.max_job_seq() or 0)
         if self.shared_seq:
             await self.store.raise_job_counter(self._seq)
@@ -74,12 +112,15 @@ class ReplicaMixin:
                 await asyncio.sleep(0)  # a deep queue loads for seconds: renewals and requests go on meanwhile
             job = self._job_from_row(row)
             if recover:
-                job.progress = Progress(nodes_total=len(job.prompt))
+                job.progress = Progress(nodes_total=len(job.prompt) if job.requirements is not None else 0)
                 if job.state != QUEUED and job.submitted_at is None:
                     job.submitted_at = job.created_at
             self._track(job)
             jobs.append(job)
         logger.info("loaded %d unfinished job(s)", len(jobs))
+        task = asyncio.ensure_future(self.derive_loaded(jobs))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
         return jobs
 
     def reset_active(self) -> None:
@@ -89,7 +130,6 @@ class ReplicaMixin:
         self.active.clear()
         self._waiting.clear()
         self._on_worker.clear()
-        self._order_cache = None
 
     def adopt(self, row: dict) -> Job | None:
         """Take in a job another instance accepted (its stored row); the known copy when there is one."""
@@ -133,7 +173,6 @@ class ReplicaMixin:
             self.place(job, state, worker_id)
         else:
             job.state, job.worker_id = state, worker_id
-        self._order_cache = None
         self._tell_remote(job, event or transition_event(before, state))
         return job
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -18,11 +19,14 @@ from ..store.errors import DuplicateError, FencedError
 from .events import needed_nodes, output_nodes
 from .model import ACTIVE_STATES, DONE, FAILED, QUEUED, RUNNING, SUBMITTED, Job, Progress
 from .prompt_request import parse_prompt_request
+from .collector import LongLivedJobs
 from .replica import ReplicaMixin
+from .waiting_queue import WaitingQueue
 
 logger = logging.getLogger(__name__)
 
 RECENT_FINISHED = 2000  # finished jobs kept in memory for fast status reads
+CAPABLE_CACHE_LIMIT = 1024  # distinct requirements whose capable workers are remembered
 
 
 class JobService(ReplicaMixin):
@@ -42,8 +46,10 @@ class JobService(ReplicaMixin):
         self.recent: OrderedDict[str, Job] = OrderedDict()
         self._by_gateway_id: dict[str, str] = {}
         self._on_worker: dict[int, dict[str, Job]] = {}  # worker id -> its active jobs (hot path index)
-        self._waiting: dict[str, Job] = {}  # jobs in state queued: the gateway's own queue
-        self._order_cache: tuple | None = None  # (queued(), position by prompt id) until the queue changes
+        self._waiting = WaitingQueue()  # jobs in state queued: the gateway's own queue, in dispatch order
+        # Equal requirements share one object: less memory per waiting job, and the eligibility caches
+        # compare them by identity first.
+        self._requirements: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._seq = 0
         self._listeners: list[Callable[[Job, str], None]] = []
         self.dispatcher = None  # set by the app: the Dispatcher that sends queued jobs to workers
@@ -58,6 +64,10 @@ class JobService(ReplicaMixin):
         self._finished_waiters: dict[str, list[asyncio.Future]] = {}
         self.recent_limit = RECENT_FINISHED
         self.loading = False  # True while the unfinished jobs are read from the store (nothing is planned)
+        self.collector = LongLivedJobs(lambda: len(self.active))
+        self._background: set[asyncio.Task] = set()  # tasks that must not be garbage collected midway
+        self._node_list_cache: tuple | None = None  # (registry version, a worker's object_info)
+        self._capable_cache: dict = {}  # requirements -> (registry version, worker count, capable workers)
 
     @property
     def dispatching(self) -> bool:
@@ -167,20 +177,31 @@ class JobService(ReplicaMixin):
         return Job.from_row(row) if row else None
 
     def queued(self) -> list[Job]:
-        """Jobs waiting in the gateway, in the order they will be dispatched (cached until it changes)."""
-        if self._order_cache is None:
-            order = self._dispatch_order()
-            self._order_cache = (order, {job.prompt_id: index for index, job in enumerate(order)})
-        return self._order_cache[0]
+        """Jobs waiting in the gateway, in the order they will be dispatched."""
+        return self._waiting.jobs()
 
-    def _dispatch_order(self) -> list[Job]:
-        waiting = self.waiting()
-        order = self.scheduler.order([self.queued_view(job) for job in waiting])
-        by_id = {job.prompt_id: job for job in waiting}
-        return [by_id[item.prompt_id] for item in order]
+    def waiting_in_order(self):
+        """Iterator over the waiting jobs in dispatch order (do not change the queue while reading it)."""
+        return iter(self._waiting)
+
+    def queue_item_json(self, job: Job) -> str:
+        """A job's /queue item as JSON text."""
+        self.derive(job)
+        return job.queue_item_json()
+
+    @property
+    def waiting_count(self) -> int:
+        """How many jobs wait in the gateway."""
+        return len(self._waiting)
+
+    @property
+    def queue_version(self) -> int:
+        """Changes whenever a job enters, leaves or moves in the gateway queue."""
+        return self._waiting.version
 
     def queued_view(self, job: Job):
         """The job as the scheduler sees it (cached; rebuilt when the job or the cost model changed)."""
+        self.derive(job)
         epoch = (job.priority, len(job.excluded_workers), self.dispatcher.cost_epoch if self.dispatcher else 0,
                  self.registry.version)
         cached = job.scheduler_view
@@ -204,8 +225,7 @@ class JobService(ReplicaMixin):
     def position(self, job: Job) -> int | None:
         """1-based place in line: among gateway-queued jobs, or on its worker's pending list."""
         if job.state == QUEUED:
-            self.queued()
-            index = self._order_cache[1].get(job.prompt_id)
+            index = self._waiting.position(job)
             return index + 1 if index is not None else None
         if job.state == SUBMITTED and job.worker_id is not None:
             worker = self.registry.get(job.worker_id)
@@ -220,9 +240,10 @@ class JobService(ReplicaMixin):
 
     def counts(self) -> dict:
         """Active jobs by state."""
-        out = {QUEUED: 0, SUBMITTED: 0, RUNNING: 0}
-        for job in self.active.values():
-            out[job.state] += 1
+        out = {QUEUED: len(self._waiting), SUBMITTED: 0, RUNNING: 0}
+        for on_worker in self._on_worker.values():  # the rest of the active jobs: a few per worker
+            for job in on_worker.values():
+                out[job.state] += 1
         return out
 
     # ----- submission ---------------------------------------------------------------------------
@@ -242,12 +263,13 @@ class JobService(ReplicaMixin):
         capable = self._capable(job, workers)
         if not capable and self.uploads.shared:
             await self.uploads.refresh()  # another instance may have just taken an upload it names
-            job.requirements = requirements_of(job.prompt, self.uploads.known_names())
+            job.requirements = self.requirements_of(job.prompt)
             capable = self._capable(job, workers)
         if not capable:
             raise self._no_capable_worker(job, workers)
-        capable.sort(key=lambda w: w.state != "online")  # the freshest node list first
-        info = next((w.object_info for w in capable if w.object_info), None)
+        # The freshest node list: an online worker's, else the last one an offline worker had.
+        info = next((w.object_info for w in capable if w.object_info and w.state == "online"), None) \
+            or next((w.object_info for w in capable if w.object_info), None)
         job.outputs_to_execute = output_nodes(job.prompt, info, request.partial_execution_targets)
         job.progress = Progress(nodes_total=len(needed_nodes(job.prompt, job.outputs_to_execute)) or len(job.prompt))
         self._track(job)
@@ -257,21 +279,35 @@ class JobService(ReplicaMixin):
                 return await self.dispatcher.submit_now(job, worker, info)
         return await self.accept_queued(job, info)
 
-    @staticmethod
-    def _capable(job: Job, workers: list) -> list:
-        return [w for w in workers if w.capabilities is None or w.capabilities.missing(job.requirements).empty]
+    def _capable(self, job: Job, workers: list) -> list:
+        """The workers whose node lists (or unknown ones) allow this job, remembered per distinct
+        requirements until a worker changes (every submission asks; a batch repeats one workflow)."""
+        requirements, version = job.requirements, self.registry.version
+        cached = self._capable_cache.get(requirements)
+        if cached is not None and cached[0] == version and cached[1] == len(workers):
+            return list(cached[2])
+        capable = [w for w in workers if w.capabilities is None or w.capabilities.can_run(requirements)]
+        if len(self._capable_cache) >= CAPABLE_CACHE_LIMIT:
+            self._capable_cache.clear()
+        self._capable_cache[requirements] = (version, len(workers), capable)
+        return list(capable)
+
+    def requirements_of(self, prompt: dict):
+        """What a workflow needs from a worker (one shared object per distinct requirements)."""
+        found = requirements_of(prompt, self.uploads.known_names())
+        return self._requirements.setdefault(found, found)
 
     def _new_job(self, request) -> Job:
         self._seq += 1
         seq = self._seq
         number = request.number if request.number is not None else float(-seq if request.front else seq)
         job = Job(prompt_id=request.prompt_id or str(uuid.uuid4()), gateway_job_id=str(uuid.uuid4()), seq=seq,
-                  body=request.worker_body(), client_id=request.client_id, priority=request.priority,
+                  body_data=request.worker_body(), client_id=request.client_id, priority=request.priority,
                   number=number, webhook=request.webhook)
         job.priority_given = request.priority_given
         job.number_given, job.front = request.number is not None, request.front
         job.signature = workflow_signature(job.prompt)
-        job.requirements = requirements_of(job.prompt, self.uploads.known_names())
+        job.requirements = self.requirements_of(job.prompt)
         return job
 
     def _no_capable_worker(self, job: Job, online: list) -> ComfyError:
@@ -299,27 +335,35 @@ class JobService(ReplicaMixin):
                          {"missing_node_types": node_types, "missing_files": files, **explanation})
 
     def _track(self, job: Job) -> None:
+        self.collector.job_added()
         self.active[job.prompt_id] = job
         self._by_gateway_id[job.gateway_job_id] = job.prompt_id
         self.place(job, job.state, job.worker_id)
 
     def place(self, job: Job, state: str, worker_id: int | None) -> None:
-        """Set a job's state and worker, keeping the per-worker and waiting indexes right."""
-        self._order_cache = None
+        """Set a job's state and worker, keeping the per-worker and waiting indexes right.
+
+        Also the one place where a waiting job takes its (new) position: call it after changing the
+        priority, number or seq of a job.
+        """
         if job.worker_id is not None:
             self._on_worker.get(job.worker_id, {}).pop(job.prompt_id, None)
-        self._waiting.pop(job.prompt_id, None)
+        self._waiting.discard(job)
         job.state, job.worker_id = state, worker_id
         if job.prompt_id not in self.active:
             return
         if worker_id is not None and state in (SUBMITTED, RUNNING):
+            self.derive(job)
+            job.unpack()  # a few jobs per worker: parsed once, not at each read of its workflow
             self._on_worker.setdefault(worker_id, {})[job.prompt_id] = job
         elif state == QUEUED:
-            self._waiting[job.prompt_id] = job
+            self._waiting.add(job)
+            if job.announced or job.stored:
+                job.pack()  # its row is written: from now on only the queue and the send read the body
 
     def waiting(self) -> list[Job]:
-        """Jobs in the gateway's queue, unordered."""
-        return list(self._waiting.values())
+        """Jobs in the gateway's queue (in dispatch order)."""
+        return self._waiting.jobs()
 
     async def accept_queued(self, job: Job, object_info: dict | None) -> tuple[int, dict]:
         """Validate a job against a worker's node list, store it as waiting and answer at once."""
@@ -337,6 +381,8 @@ class JobService(ReplicaMixin):
             raise self.not_stored(job, exc) from None
         logger.info("job %s queued in the gateway (priority %d)", job.prompt_id, job.priority)
         self.notify(job, "queued")
+        if job.state == QUEUED and job.prompt_id in self.active:
+            job.pack()
         self.dispatcher.wake()
         return 200, self.answer(job, node_errors)
 
@@ -345,6 +391,7 @@ class JobService(ReplicaMixin):
         cluster counter, so jobs accepted by different instances line up in the order they came.
         ``fence``: the row says "sent to a worker", so only the lease's epoch may write it."""
         row = job.row()
+        job.stored = True
         if fence is not None:
             row["epoch"] = fence
         if not self.shared_seq:
@@ -355,9 +402,11 @@ class JobService(ReplicaMixin):
         stored = await self.store.insert_job(row, fetch=False, fence=fence,
                                              seq_from="front" if job.front else "plain")
         if job.prompt_id in self.active or job.state in ACTIVE_STATES:
+            self._waiting.discard(job)
             job.seq, job.number = stored["seq"], stored["number"]
             job.scheduler_view = None
-            self._order_cache = None
+            if job.prompt_id in self.active:
+                self.place(job, job.state, job.worker_id)  # its place in the queue by the cluster's order
             self._seq = max(self._seq, job.seq)
 
     def not_stored(self, job: Job, exc: Exception) -> Exception:
@@ -384,7 +433,7 @@ class JobService(ReplicaMixin):
 
     def answer(self, job: Job, node_errors: dict | None = None) -> dict:
         """The POST /prompt answer for an accepted job."""
-        out = {"prompt_id": job.prompt_id, "number": job.queue_item()[0], "node_errors": node_errors or {}}
+        out = {"prompt_id": job.prompt_id, "number": job.comfy_number(), "node_errors": node_errors or {}}
         if getattr(job, "priority_given", False):
             out["gateway_job_id"] = job.gateway_job_id
         return out
@@ -396,8 +445,9 @@ class JobService(ReplicaMixin):
             raise NotFound(f"no job with prompt_id {prompt_id}")
         if job.state != QUEUED:
             raise Conflict(f"job {prompt_id} is {job.state}; only jobs waiting in the gateway can be re-prioritised")
+        self._waiting.discard(job)
         job.priority = priority
-        self._order_cache = None
+        self.place(job, job.state, job.worker_id)
         self.save(job, "priority")
         self.notify(job, "queued")
         self.dispatcher.wake()
@@ -416,6 +466,7 @@ class JobService(ReplicaMixin):
             job.history = history
         self.active.pop(job.prompt_id, None)
         self._remember(job)
+        self.collector.job_ended()
         self.save(job, "state", "finished_at", "error", "history", "progress", "started_at", "worker_id", "attempts")
         logger.info("job %s %s on %s", job.prompt_id, state, self.worker_name(job))
         self.notify(job, "finished")

@@ -109,7 +109,7 @@ class JobTracker:
         prompt = entry.get("prompt")
         if isinstance(prompt, list) and len(prompt) >= 4:
             prompt = list(prompt)
-            prompt[0] = job.queue_item()[0]
+            prompt[0] = job.comfy_number()
             prompt[2] = job.prompt
             prompt[3] = job.extra_data
             entry["prompt"] = prompt
@@ -144,7 +144,10 @@ class JobTracker:
             elif job.prompt_id not in present and job.prompt_id not in self._finalizing:
                 await self._settle_missing(job, worker)
         await self._drop_stale_copies(worker, present)
-        self.dispatcher.wake()
+        if self.dispatcher.has_room(worker):
+            # Only a worker with room can take a job; hundreds of routine checks per second of full
+            # workers would otherwise each start a scheduling round that finds nothing to move.
+            self.dispatcher.wake()
 
     async def _settle_missing(self, job: Job, worker) -> None:
         """A job its worker no longer lists: finished (history has it) or lost (worker restarted)."""

@@ -31,6 +31,7 @@ FILE_INPUT_NAMES = frozenset({
     "gligen_name", "config_name", "upscale_model", "hypernetwork_name", "embedding",
 })
 ANNOTATIONS = (" [input]", " [output]", " [temp]")
+FITS_CACHE_LIMIT = 4096  # distinct requirements remembered per worker node list
 
 ValueRef = tuple  # (node_id, class_type, input_name, value)
 
@@ -77,10 +78,21 @@ def _hashable(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class Requirements:
-    """What a workflow needs: its node types and its literal input values."""
+    """What a workflow needs: its node types and its literal input values.
+
+    Used as a dict key by every worker's eligibility cache (:meth:`Capabilities.can_run`), so its hash is
+    computed once; the jobs service also shares one instance among jobs with equal requirements.
+    """
 
     class_types: frozenset = frozenset()
     values: tuple = ()  # of (node_id, class_type, input_name, value)
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.class_types, self.values)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,9 @@ class Capabilities:
     node_types: frozenset = frozenset()
     combos: dict = field(default_factory=dict)  # (class_type, input_name) -> frozenset of values
     output_nodes: frozenset = frozenset()
+    # Requirements -> bool: what can_run answered. A new node list is a new Capabilities object, so the
+    # cache never outlives what it was computed from.
+    _fits: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_object_info(cls, object_info: dict) -> "Capabilities":
@@ -154,6 +169,19 @@ class Capabilities:
             if class_type in self.node_types and options is not None and value not in options:
                 files.append(ref)
         return Missing(node_types, tuple(files))
+
+    def can_run(self, req: Requirements) -> bool:
+        """True when nothing is missing for these requirements (remembered per distinct requirements).
+
+        The scheduler asks this for every (job, worker) pair it considers and every submission asks it
+        of every worker; with hundreds of workers the full :meth:`missing` each time dominated both.
+        """
+        fits = self._fits.get(req)
+        if fits is None:
+            if len(self._fits) >= FITS_CACHE_LIMIT:
+                self._fits.clear()  # many distinct workflows: start over rather than grow without bound
+            fits = self._fits[req] = self.missing(req).empty
+        return fits
 
 
 def normalise_uploads(known_uploads: Iterable[str]) -> frozenset:

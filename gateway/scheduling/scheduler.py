@@ -28,6 +28,11 @@ Policy of :meth:`Scheduler.plan` (deterministic: same input, same answer):
    times grow and slow workers keep getting work; the rule only holds slow
    workers back at the tail, where a big job on a slow worker would set the
    makespan.
+   The virtual times are kept for the first ``ENDGAME_WALK_FACTOR`` jobs per
+   worker slot (at least ``ENDGAME_WALK_MIN``); a job deeper in a long queue
+   starts after all of those, far from the tail, and only takes a free
+   eligible worker by rule 3, so a walk down a deep queue (a free worker
+   that few jobs can use) stays cheap.
 5. A lower-priority job never takes the last free slot of a worker that a
    waiting higher-priority job (eligible there, held back by rule 4) could use.
 
@@ -43,6 +48,10 @@ from typing import Any, Iterable, Literal, Sequence
 from .capabilities import Capabilities, Missing, Requirements
 
 FRONT_BASE = -1e15
+# How far down the queue plan() keeps the endgame's virtual times: this many jobs per worker slot, plus
+# a floor. A job further down starts after all of these, far from the tail the endgame rule is about.
+ENDGAME_WALK_FACTOR = 4
+ENDGAME_WALK_MIN = 200
 
 
 def front_number(seq: int) -> float:
@@ -171,42 +180,64 @@ class Scheduler:
         return out
 
     def plan(self, now: float, workers: Sequence[WorkerState], jobs: Iterable[QueuedJob],
-             default_cost: float | None = None) -> list[Assignment]:
-        """Assignments to make now (see the module docstring for the policy)."""
+             default_cost: float | None = None, ordered: bool = False) -> list[Assignment]:
+        """Assignments to make now (see the module docstring for the policy).
+
+        ``ordered=True``: ``jobs`` already comes in :meth:`order` (an iterator over a kept sorted queue);
+        it is then read lazily and only as far as there are free slots, so a deep queue costs nothing
+        when the workers are full. ``default_cost`` should be given with it (the mean cost of the
+        queue would need a pass over all of it).
+        """
         online = sorted((w for w in workers if w.state == "online"), key=lambda w: _id_key(w.id))
         if not online:
             return []
-        ordered = self.order(jobs)
-        mean_cost = default_cost or _mean_cost(ordered) or self.default_cost
+        if ordered:
+            ordered_jobs: Iterable[QueuedJob] = jobs
+            mean_cost = default_cost or self.default_cost
+        else:
+            ordered_jobs = self.order(jobs)
+            mean_cost = default_cost or _mean_cost(ordered_jobs) or self.default_cost
         load = {w.id: self.load(w) for w in online}
         free_at = {w.id: now + max(0.0, w.busy_remaining_seconds)
                    + max(0, load[w.id] - w.in_flight) * mean_cost / _speed(w) for w in online}
         held: dict[Any, int] = {}  # worker id -> highest priority held back while eligible there
         rooms = sum(max(0, max(1, w.capacity) - load[w.id]) for w in online)
-        eligibility: dict[tuple, bool] = {}
+        # Jobs walked with the endgame's bookkeeping; past them the queue is far from its tail (rule 4
+        # cannot hold anything back there), so deeper jobs only look for a free eligible worker.
+        full_walk = ENDGAME_WALK_FACTOR * sum(max(1, w.capacity) for w in online) + ENDGAME_WALK_MIN
+        groups: dict[tuple, list[WorkerState]] = {}  # (requirements, excluded) -> eligible online workers
+        no_room: dict[tuple, int] = {}  # group -> len(out) when none of its workers had room
         out: list[Assignment] = []
-        for job in ordered:
+        for walked, job in enumerate(ordered_jobs):
             if rooms <= 0:
                 break
-            elig = [w for w in online if self._eligible_cached(job, w, eligibility)]
+            group = (job.requirements, job.excluded_workers)
+            elig = groups.get(group)
+            if elig is None:
+                elig = groups[group] = [w for w in online if self._eligible_fast(job, w)]
             if not elig:
                 continue
-            cost = job.estimated_cost if job.estimated_cost and job.estimated_cost > 0 else mean_cost
-            finish = {w.id: max(free_at[w.id], now) + cost / _speed(w) for w in elig}
+            deep = not self.endgame or walked >= full_walk
+            if deep and no_room.get(group) == len(out):
+                continue  # nothing was placed since this group found no room (later jobs rank no higher)
             room = [w for w in elig if load[w.id] < max(1, w.capacity)
                     and not (held.get(w.id, job.priority) > job.priority and load[w.id] == max(1, w.capacity) - 1)]
+            if not room:
+                no_room[group] = len(out)
             chosen = min(room, key=lambda w: ((load[w.id] + 1) / _weight(w), -_speed(w), _id_key(w.id)),
                          default=None)
-            if chosen is not None and self.endgame:
-                faster = [w for w in elig if _speed(w) >= _speed(chosen) * (1 + self.speed_margin)
-                          and finish[w.id] < finish[chosen.id] - 1e-9]
-                if faster:
-                    target = min(faster, key=lambda w: (finish[w.id], -_speed(w), _id_key(w.id)))
-                    chosen = target if any(w.id == target.id for w in room) else None
-                    if chosen is None:  # waits for the faster worker: keep its slots from lower priorities
-                        for w in room:
-                            held[w.id] = max(held.get(w.id, job.priority), job.priority)
-            if self.endgame:
+            if not deep:
+                cost = job.estimated_cost if job.estimated_cost and job.estimated_cost > 0 else mean_cost
+                finish = {w.id: max(free_at[w.id], now) + cost / _speed(w) for w in elig}
+                if chosen is not None:
+                    faster = [w for w in elig if _speed(w) >= _speed(chosen) * (1 + self.speed_margin)
+                              and finish[w.id] < finish[chosen.id] - 1e-9]
+                    if faster:
+                        target = min(faster, key=lambda w: (finish[w.id], -_speed(w), _id_key(w.id)))
+                        chosen = target if any(w.id == target.id for w in room) else None
+                        if chosen is None:  # waits for the faster worker: keep its slots from lower priorities
+                            for w in room:
+                                held[w.id] = max(held.get(w.id, job.priority), job.priority)
                 runner = chosen or min(elig, key=lambda w: (finish[w.id], -_speed(w), _id_key(w.id)))
                 free_at[runner.id] = finish[runner.id]
             if chosen is not None:
@@ -215,13 +246,14 @@ class Scheduler:
                 out.append(Assignment(job.prompt_id, chosen.id))
         return out
 
-    def _eligible_cached(self, job: QueuedJob, worker: WorkerState, cache: dict) -> bool:
+    def _eligible_fast(self, job: QueuedJob, worker: WorkerState) -> bool:
+        """:meth:`eligible` for an online worker, with the node-list check remembered per requirements."""
         if worker.id in job.excluded_workers:
             return False
-        key = (id(job.requirements), worker.id)
-        if key not in cache:
-            cache[key] = self.eligible(job, worker)
-        return cache[key]
+        caps = worker.capabilities
+        if caps is None:
+            return self.unknown_capabilities_eligible
+        return caps.can_run(job.requirements)
 
 
 def _speed(worker: WorkerState) -> float:

@@ -59,7 +59,10 @@ def _open_sqlite(path):
     if path != ":memory:":
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)
-    db = SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=5)
+    pragmas = SQLITE_PRAGMAS
+    if path != ":memory:":
+        pragmas += (("wal_autocheckpoint", 0),)  # a thread of the store checkpoints (store/checkpoints.py)
+    db = SqliteDatabase(path, pragmas=pragmas, timeout=5)
     db.connect()
     logger.info("store: SQLite %s", path)
     return db

@@ -8,7 +8,7 @@ from peewee import IntegrityError, MySQLDatabase, fn
 from . import cluster_queries
 from .common import check_fields, first_dict, now
 from .errors import DuplicateError, FencedError
-from .models import FINISHED_STATES, JOB_STATES, UNFINISHED_STATES
+from .models import FINISHED_STATES, JOB_STATES, UNFINISHED_STATES, RawJSON
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,24 @@ def insert_job(m, fields, fetch=True, fence=None, seq_from=None):
     return {"seq": row["seq"], "number": row.get("number")}
 
 
+def insert_jobs(m, items):
+    """Insert several jobs in one transaction (one commit, one log write).
+
+    ``items``: ``[(fields, fence, seq_from), ...]`` as for :func:`insert_job` without fetch. Returns, per
+    item, what insert_job returned or the DuplicateError / FencedError it raised: a refused row does not
+    stop the others (both SQLite and InnoDB undo only the failing statement). Any other error undoes
+    the whole transaction and is raised.
+    """
+    results = []
+    with m.Job._meta.database.atomic():
+        for fields, fence, seq_from in items:
+            try:
+                results.append(insert_job(m, fields, False, fence, seq_from))
+            except (DuplicateError, FencedError) as exc:
+                results.append(exc)
+    return results
+
+
 def _update_statement(model, names, fenced):
     """(sql, fields) of an UPDATE of these columns of one job by prompt id (fenced: one more param)."""
     def build(meta, quote, param):
@@ -157,10 +175,28 @@ def get_job_by_gateway_id(m, gateway_job_id):
                       .where(m.Job.gateway_job_id == gateway_job_id))
 
 
-def load_unfinished_jobs(m):
-    """Jobs still queued/submitted/running, in arrival (seq) order."""
-    return list(m.Job.select().where(m.Job.state.in_(UNFINISHED_STATES))
-                .order_by(m.Job.seq).dicts())
+def load_unfinished_jobs(m, body_as_text=False):
+    """Jobs still queued/submitted/running, in arrival (seq) order.
+
+    ``body_as_text``: the body column as the JSON text it is stored as (a RawJSON), not parsed: a restart
+    with 100,000 waiting jobs spent most of its time parsing workflows nobody would read for a while.
+    """
+    query = m.Job.select().where(m.Job.state.in_(UNFINISHED_STATES)).order_by(m.Job.seq)
+    if not body_as_text:
+        return list(query.dicts())
+    job = m.Job
+    fields = job._meta.sorted_fields
+    sql, params = query.sql()
+    out = []
+    for values in job._meta.database.execute_sql(sql, params).fetchall():
+        row = {}
+        for field, value in zip(fields, values):
+            if field.name == "body":
+                row["body"] = RawJSON(value.decode() if isinstance(value, bytes) else value)
+            else:
+                row[field.name] = field.python_value(value)
+        out.append(row)
+    return out
 
 
 def max_job_seq(m):

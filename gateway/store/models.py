@@ -29,6 +29,10 @@ UNFINISHED_STATES = ("queued", "submitted", "running")
 FINISHED_STATES = ("done", "failed")
 
 
+class RawJSON(str):
+    """Text that is already JSON: a JSONTextField writes it as it is."""
+
+
 class JSONTextField(TextField):
     """TEXT column holding JSON; dicts/lists/scalars go in and come out."""
 
@@ -37,6 +41,8 @@ class JSONTextField(TextField):
     def db_value(self, value):
         if value is None:
             return None
+        if isinstance(value, RawJSON):
+            return str(value)  # already JSON text (a waiting job's packed body)
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
     def python_value(self, value):

@@ -8,11 +8,13 @@ Writes are committed (autocommit or one transaction) before they return.
 import asyncio
 import functools
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from . import editor_queries, file_queries, job_queries, webhook_queries, worker_queries
 from .cluster_facade import ClusterFacade
 from .database import open_database
+from .checkpoints import WalCheckpointer
 from .errors import StoreClosedError
 
 logger = logging.getLogger(__name__)
@@ -31,9 +33,14 @@ class Store(ClusterFacade):
         self._mysql = dict(mysql or {})
         self._executor = None
         self._control_executor = None
+        self._checkpointer = None
         self._db = None
         self._m = None
         self._closing = False
+        # Rows of insert_job(fetch=False) waiting for the store thread (see insert_job).
+        self._batch_lock = threading.Lock()
+        self._insert_batch = []
+        self._batch_queued = False
 
     @classmethod
     def from_settings(cls, kind, sqlite_path=None, mysql=None):
@@ -60,6 +67,9 @@ class Store(ClusterFacade):
             self._executor.shutdown(wait=False)
             self._executor = None
             raise
+        if self.kind == "sqlite" and self._sqlite_path and self._sqlite_path != ":memory:":
+            self._checkpointer = WalCheckpointer(self._sqlite_path)
+            self._checkpointer.start()
         if self.kind == "mysql":
             # Lease renewals and heartbeats get a thread (and, through Peewee, a connection) of their own,
             # so a long query on the store thread never makes the dispatcher lose its lease. Not on SQLite:
@@ -73,6 +83,9 @@ class Store(ClusterFacade):
             return
         self._closing = True
         executor, db = self._executor, self._db
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, checkpointer.stop)
         control, self._control_executor = self._control_executor, None
         loop = asyncio.get_running_loop()
         try:
@@ -131,11 +144,62 @@ class Store(ClusterFacade):
     # -- jobs ------------------------------------------------------------
 
     async def insert_job(self, fields, fetch=True, fence=None, seq_from=None):
-        """Insert a job (durable on return) and return it (None unless fetch); DuplicateError, FencedError.
+        """Insert a job (durable on return) and return it (without fetch: only ``{seq, number}``);
+        DuplicateError, FencedError.
 
-        ``seq_from``/``fence``: see job_queries.insert_job.
+        ``seq_from``/``fence``: see job_queries.insert_job. Without ``fetch`` the row joins the inserts
+        that arrive while the store thread is busy and is written with them in one transaction: during
+        a burst of submissions one commit then serves many jobs, and the loop hands the thread one call
+        instead of one per job. Each caller still returns only once its row is committed.
         """
-        return await self._query(job_queries.insert_job, fields, fetch, fence, seq_from)
+        if fetch:
+            return await self._query(job_queries.insert_job, fields, fetch, fence, seq_from)
+        if self._m is None or self._closing:
+            raise StoreClosedError("store is not open")
+        future = asyncio.get_running_loop().create_future()
+        with self._batch_lock:
+            self._insert_batch.append(((fields, fence, seq_from), future))
+            start = not self._batch_queued
+            self._batch_queued = True
+        if start:
+            try:
+                self._query(self._insert_queued).add_done_callback(self._settle_batch)
+            except Exception as exc:
+                self._fail_queued_inserts(exc)
+        return await future
+
+    def _insert_queued(self, m):
+        """On the store thread: insert every row queued so far in one transaction."""
+        with self._batch_lock:
+            batch, self._insert_batch = self._insert_batch, []
+            self._batch_queued = False
+        futures = [future for _, future in batch]
+        try:
+            results = job_queries.insert_jobs(m, [item for item, _ in batch])
+        except Exception as exc:
+            return futures, [exc] * len(futures)
+        return futures, results
+
+    def _settle_batch(self, done):
+        """On the loop: hand each caller of a batched insert its own result or error."""
+        if done.cancelled() or done.exception() is not None:  # the thread never ran it (store closed)
+            self._fail_queued_inserts(StoreClosedError("store closed before the job was written"))
+            return
+        for future, result in zip(*done.result()):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    def _fail_queued_inserts(self, exc):
+        with self._batch_lock:
+            batch, self._insert_batch = self._insert_batch, []
+            self._batch_queued = False
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
 
     def update_job(self, prompt_id, fields, fence=None):
         """Queue an update of columns of a job at once; await the result: True when it exists.
@@ -154,9 +218,9 @@ class Store(ClusterFacade):
         return await self._query(job_queries.get_job_by_gateway_id,
                                  gateway_job_id)
 
-    async def load_unfinished_jobs(self):
-        """Queued/submitted/running jobs ordered by seq (for restart)."""
-        return await self._query(job_queries.load_unfinished_jobs)
+    async def load_unfinished_jobs(self, body_as_text=False):
+        """Queued/submitted/running jobs ordered by seq (for restart); see job_queries."""
+        return await self._query(job_queries.load_unfinished_jobs, body_as_text)
 
     async def max_job_seq(self):
         """Highest stored seq, 0 when empty."""

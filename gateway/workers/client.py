@@ -45,6 +45,12 @@ def basic_auth_header(username: str | None, password: str | None) -> str | None:
     return f"Basic {token}"
 
 
+# Requests sent on the gateway's own kept connections (plain-http workers): job submissions, the hot
+# path, and the two small reads of every health check, which with hundreds of workers kept the curl
+# client's timer handling busy at idle.
+RAW_ROUTES = frozenset({("POST", "/prompt"), ("GET", "/system_stats"), ("GET", "/queue")})
+
+
 @dataclass
 class WorkerResponse:
     """A worker's answer: status, headers and raw body."""
@@ -117,7 +123,7 @@ class WorkerClient:
         if body is None and method in ("POST", "PUT", "PATCH"):
             body = b""
         started = time.perf_counter()
-        if self._connections is not None and method == "POST" and path == "/prompt":
+        if self._connections is not None and (method, path) in RAW_ROUTES:
             return await self._request_raw(method, path, query, body, headers, timeout, started, guard)
         request = self._request(method, path, query, body, headers, timeout)
         if guard is not None and not guard():

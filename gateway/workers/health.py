@@ -18,6 +18,13 @@ from .replication import remember_object_info
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 5.0
+CHECK_GRANULARITY = 0.2  # seconds: checks due within this are started together
+
+
+def next_slot(worker_id: int, now: float, interval: float) -> float:
+    """The next time after `now` at which this worker's check is due: its own phase of the interval."""
+    phase = (worker_id * 0.618033988749895 % 1.0) * interval  # golden ratio: ids spread evenly
+    return phase + interval * (((now - phase) // interval) + 1)
 
 
 @dataclass
@@ -80,13 +87,31 @@ class HealthChecker(BackgroundLoop):
         self._wake.set()
 
     async def _loop(self) -> None:
+        """Check each worker once per interval, spread over the interval by a phase of its own.
+
+        Checking every worker at the same instant sent hundreds of requests at once and handled their
+        answers in one burst, which stalled every other request of the gateway for that moment; with a
+        phase per worker the same work comes as a steady trickle. check_soon() checks all at once.
+        """
+        due: dict[int, float] = {}
         while True:
-            workers = [w for w in self._registry.all() if w.id not in self._running]
-            for worker in workers:
-                asyncio.ensure_future(self.check(worker))
+            interval = self._interval()
+            now = time.monotonic()
+            everyone = self._wake.is_set()
             self._wake.clear()
+            workers = self._registry.all()
+            for worker in workers:
+                if everyone or worker.id not in due:
+                    due[worker.id] = now  # new, or asked for: at once
+                if due[worker.id] <= now:
+                    if worker.id not in self._running:
+                        asyncio.ensure_future(self.check(worker))
+                    due[worker.id] = next_slot(worker.id, now, interval)
+            for gone in set(due) - {w.id for w in workers}:
+                del due[gone]
+            wait = max(CHECK_GRANULARITY, min(due.values(), default=now + interval) - now)
             try:
-                await asyncio.wait_for(self._wake.wait(), self._interval())
+                await asyncio.wait_for(self._wake.wait(), wait)
             except asyncio.TimeoutError:
                 pass
 

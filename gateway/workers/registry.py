@@ -199,6 +199,7 @@ class WorkerRegistry:
         self._make_client = make_client
         self._default_max_queue = default_max_queue
         self._workers: dict[int, Worker] = {}
+        self._listed: list[Worker] | None = None  # all() until a worker is added or removed
         self._listeners: list[Callable[[Worker, str], None]] = []
         self.version = 0  # bumped on every change of any worker's state or configuration
         self.applying_remote = False  # True while listeners hear a change another instance made
@@ -226,8 +227,11 @@ class WorkerRegistry:
             self.applying_remote = False
 
     def all(self) -> list[Worker]:
-        """Every worker, in id order."""
-        return [self._workers[key] for key in sorted(self._workers)]
+        """Every worker, in id order (a new list; the order is kept until a worker is added or removed:
+        every submission asks for it)."""
+        if self._listed is None:
+            self._listed = [self._workers[key] for key in sorted(self._workers)]
+        return list(self._listed)
 
     def get(self, worker_id: int) -> Worker | None:
         """The worker with that id, or None."""
@@ -261,6 +265,7 @@ class WorkerRegistry:
         try:
             for worker_id in [w for w in self._workers if w not in stored]:
                 worker = self._workers.pop(worker_id)
+                self._listed = None
                 logger.info("worker %s removed on another instance", worker.name)
                 self.notify(worker, "deleted")
                 changed = True
@@ -269,6 +274,7 @@ class WorkerRegistry:
                 if worker is None:
                     worker = self._build(row)
                     self._workers[worker.id] = worker
+                    self._listed = None
                     logger.info("worker %s added on another instance: %s", worker.name, worker.url)
                     self.notify(worker, "added")
                     changed = True
@@ -298,6 +304,7 @@ class WorkerRegistry:
         for row in await self._store.list_workers():
             worker = self._build(row)
             self._workers[worker.id] = worker
+        self._listed = None
         known = {w.url for w in self._workers.values()}
         for item in configured:
             fields = _parse_fields(dict(item), partial=False)
@@ -321,6 +328,7 @@ class WorkerRegistry:
             worker.name = f"worker-{worker.id}"
             await self._store.update_worker(worker.id, {"name": worker.name})
         self._workers[worker.id] = worker
+        self._listed = None
         logger.info("worker %s added: %s", worker.name, worker.url)
         self.notify(worker, "added")
         return worker
@@ -352,6 +360,7 @@ class WorkerRegistry:
         await self._store.delete_worker(worker.id)
         await self._store.forget_worker_status(worker.id)  # a later worker with this id starts afresh
         self._workers.pop(worker.id, None)
+        self._listed = None
         logger.info("worker %s deleted", worker.name)
         self.notify(worker, "deleted")
         return worker

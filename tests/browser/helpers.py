@@ -17,7 +17,7 @@ def job_row(seq: int, state: str, created_at: float, worker_id: int | None = Non
             client_id: str | None = None, priority: int = 0, error: dict | None = None, wait: float = 0.5) -> dict:
     """One stored job row (Job.row()) with plausible timings for its state."""
     job = Job(prompt_id=str(uuid.uuid4()), gateway_job_id=str(uuid.uuid4()), seq=seq,
-              body={"prompt": {}}, client_id=client_id, priority=priority, number=seq, state=state,
+              body_data={"prompt": {}}, client_id=client_id, priority=priority, number=seq, state=state,
               worker_id=worker_id, created_at=created_at)
     if state in ("submitted", "running", "done", "failed"):
         job.submitted_at = created_at + 0.2

@@ -109,6 +109,33 @@ async def test_priority_queue_and_gateway_job_id(cluster):
     assert done["status"] == "done" and done["worker"] == "sim1"
 
 
+async def test_queue_listing_and_positions_follow_every_change_of_the_gateway_queue(cluster):
+    # /queue reuses its serialized answer while the gateway queue is unchanged: each change must show.
+    await cluster.add_sim(node_seconds=0.01)
+    await cluster.wait_online()
+    await cluster.post("/api/dispatch", {"paused": True})
+    ids = [(await cluster.submit(sample_workflow()))["prompt_id"] for _ in range(4)]
+
+    async def pending():
+        return [item[1] for item in (await cluster.get("/queue"))["queue_pending"]]
+
+    assert await pending() == ids
+    assert await pending() == ids  # the reused answer
+    status, _ = await cluster.request("PATCH", f"/api/task/{ids[2]}", json={"priority": 3})
+    assert status == 200
+    assert await pending() == [ids[2], ids[0], ids[1], ids[3]]
+    assert (await cluster.get(f"/api/task/{ids[1]}/status"))["queue_position"] == 3
+    await cluster.post("/api/queue", {"delete": [ids[0]]})
+    assert await pending() == [ids[2], ids[1], ids[3]]
+    later = (await cluster.submit(sample_workflow()))["prompt_id"]
+    assert await pending() == [ids[2], ids[1], ids[3], later]
+    assert (await cluster.get(f"/api/task/{later}/status"))["queue_position"] == 4
+    await cluster.post("/api/dispatch", {"paused": False})
+    for prompt_id in (ids[1], ids[2], ids[3], later):
+        await cluster.wait_job(prompt_id)
+    assert await pending() == []
+
+
 async def test_cancel_queued_and_interrupt_running(cluster):
     sim = await cluster.add_sim(node_seconds=0.05)
     await cluster.wait_online()
@@ -215,3 +242,42 @@ async def _wait_workers_online(session, url: str, count: int) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"workers not online: {workers}")
+
+
+async def test_a_restarted_gateway_lists_and_runs_waiting_jobs_exactly_as_before(tmp_path, fake_comfy_factory):
+    # Waiting jobs come back with their workflows unread (parsed when first needed): /queue, positions
+    # and the runs must not show it.
+    data_dir = tmp_path / "gwdata"
+    data_dir.mkdir()
+    sim = await fake_comfy_factory(node_seconds=0.01)
+    gateway = await GatewayProcess(data_dir).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(gateway.url + "/api/workers", json={"url": sim.url}) as response:
+                assert response.status == 201
+            await _wait_workers_online(session, gateway.url, 1)
+            async with session.post(gateway.url + "/api/dispatch", json={"paused": True}) as response:
+                assert response.status == 200
+            ids = []
+            for priority in (0, 2, 0, 1):
+                async with session.post(gateway.url + "/api/prompt", json={
+                        "prompt": sample_workflow(), "priority": priority, "extra_data": {"note": "ü"}}) as response:
+                    ids.append((await response.json())["prompt_id"])
+            async with session.get(gateway.url + "/queue") as response:
+                before = (await response.json())["queue_pending"]
+            await gateway.terminate()
+            gateway = await GatewayProcess(data_dir, port=gateway.port).start()
+            async with session.get(gateway.url + "/queue") as response:
+                after = (await response.json())["queue_pending"]
+            assert after == before and [item[1] for item in after] == [ids[1], ids[3], ids[0], ids[2]]
+            assert after[0][4] and after[0][3]["note"] == "ü"  # outputs_to_execute and extra_data
+            async with session.get(f"{gateway.url}/api/task/{ids[2]}/status") as response:
+                assert (await response.json())["queue_position"] == 4
+            async with session.post(gateway.url + "/api/dispatch", json={"paused": False}) as response:
+                assert response.status == 200
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and len(sim.executed) < 4:
+                await asyncio.sleep(0.05)
+        assert sim.executed == [ids[1], ids[3], ids[0], ids[2]]
+    finally:
+        await gateway.terminate()

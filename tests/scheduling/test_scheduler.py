@@ -245,3 +245,42 @@ def test_after_worker_lost(started, attempts, expected):
 
 def test_no_retries_configured():
     assert after_worker_lost(True, 1, max_retries=0) == "fail"
+
+
+# deep queues -----------------------------------------------------------------------------------------
+
+def test_an_ordered_queue_read_lazily_plans_as_the_sorted_list_does():
+    workers = [worker(i, capacity=2, speed=s, in_flight=i % 2) for i, s in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 1.0))]
+    jobs = [job(f"j{i}", seq=i, priority=i % 3, estimated_cost=float(1 + i % 5)) for i in range(40)]
+    ordered = Scheduler().order(jobs)
+    taken = []
+
+    def lazily():
+        for item in ordered:
+            taken.append(item)
+            yield item
+
+    assert Scheduler().plan(NOW, workers, iter(lazily()), ordered=True, default_cost=3.0) == \
+        Scheduler().plan(NOW, workers, jobs, default_cost=3.0)
+    assert len(taken) < len(ordered)  # read only as far as there was room
+
+
+def test_a_free_worker_finds_the_one_job_it_can_run_at_the_end_of_a_deep_queue():
+    busy = [worker(i, in_flight=1) for i in range(1, 50)]  # full: they could run everything
+    free = worker(99, capabilities=caps_without("CheckpointLoaderSimple"))  # only WORKFLOW_A kinds of jobs
+    needs_checkpoint = requirements_of(flow(CHECKPOINT_FLOW))
+    deep = [job(f"j{i}", seq=i, requirements=needs_checkpoint) for i in range(20_000)]
+    last = job("last", seq=20_001, requirements=requirements_of(flow(WORKFLOW_A)))
+    assert free.capabilities.can_run(needs_checkpoint) is False
+    for endgame in (True, False):
+        assert Scheduler(endgame=endgame).plan(NOW, busy + [free], iter(deep + [last]), ordered=True,
+                                               default_cost=1.0) == [Assignment("last", 99)]
+
+
+def test_can_run_remembers_what_missing_says():
+    needs_checkpoint = requirements_of(flow(CHECKPOINT_FLOW))
+    caps = caps_without("LoraLoaderModelOnly")
+    for requirements in (needs_checkpoint, requirements_of(flow(WORKFLOW_A))):
+        assert caps.can_run(requirements) is caps.missing(requirements).empty
+        assert caps.can_run(requirements) is caps.missing(requirements).empty  # from the cache
+    assert CAPS.can_run(needs_checkpoint) is True

@@ -84,7 +84,8 @@ async def test_a_slowloris_worker_times_out_within_the_request_time():
 
 class HostileFront(RawServer):
     """In front of a real simulator: GET /view is answered with `answer` (then `then`), everything else is
-    passed through byte for byte (health checks, the monitor's WebSocket, HEAD /view, submissions)."""
+    passed through byte for byte (health checks, the monitor's WebSocket, HEAD /view, submissions), one
+    request per connection (WebSockets aside)."""
 
     def __init__(self, backend_port: int, answer: bytes, drip: bool = False):
         self.backend_port, self.answer, self.drip = backend_port, answer, drip
@@ -109,6 +110,11 @@ class HostileFront(RawServer):
             writer.close()
             return
         back_reader, back_writer = await asyncio.open_connection("127.0.0.1", self.backend_port)
+        if b"upgrade: websocket" not in head.lower():
+            # One request per connection: the gateway keeps connections to workers, and a GET /view sent
+            # on one that was passed through would reach the simulator instead of this hostile answer.
+            lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")]
+            head = b"\r\n".join(lines[:1] + [b"Connection: close"] + lines[1:])
         back_writer.write(head)
 
         async def pipe(source, target):
