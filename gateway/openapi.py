@@ -86,8 +86,9 @@ _ENDPOINTS = [
      None, 200, GATEWAY, (("wait", "number"),)),
     ("patch", "/api/task/{prompt_id}", "Change the priority of a queued job", "Jobs", "Priority", 200, GATEWAY, ()),
     ("get", "/api/task/gateway/{gateway_job_id}", "Job status by gateway_job_id", "Jobs", None, 200, GATEWAY, ()),
-    ("get", "/api/tasks", "Paged job list (state, worker, client_id, since, until, limit, offset)", "Jobs", None, 200,
-     GATEWAY, (("state", "string"), ("worker", "string"), ("client_id", "string"), ("since", "number"),
+    ("get", "/api/tasks", "Paged job list (state, worker, client_id, q: id prefix, since, until, limit, offset)",
+     "Jobs", None, 200,
+     GATEWAY, (("state", "string"), ("worker", "string"), ("client_id", "string"), ("q", "string"), ("since", "number"),
                ("until", "number"), ("limit", "integer"), ("offset", "integer"))),
     ("get", "/api/stats", "Counts and per-minute throughput of the last hour", "Gateway", None, 200, GATEWAY, ()),
     ("get", "/api/settings", "Runtime settings", "Gateway", None, 200, GATEWAY, ()),
@@ -105,6 +106,8 @@ _ENDPOINTS = [
 # Query parameters that need more than a type: their schema and what they mean.
 _WAIT_TEXT = ("Seconds to wait, cut to the max_wait_seconds setting (300 by default; 0 turns waiting off). ")
 _QUERY_DETAILS = {
+    ("/api/tasks", "q"): {"schema": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}$"}, "description":
+        "Only jobs whose prompt_id or gateway_job_id starts with this (case-insensitive)."},
     ("/api/prompt", "wait"): {"schema": {"type": "number", "minimum": 0}, "description": _WAIT_TEXT + (
         "The answer comes when the job ends (200: the submit answer plus state, outputs with download urls, "
         "status, meta, files, error and job, as in a history entry), or at the timeout with the current "

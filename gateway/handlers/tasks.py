@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from ..cluster.forward import forward_to_dispatcher
@@ -12,6 +13,7 @@ from .base import BaseHandler
 from .waiting import WaitingMixin
 
 MAX_PAGE = 500
+ID_PREFIX = re.compile(r"^[A-Za-z0-9-]{1,64}$")  # id characters only: no LIKE wildcards reach the query
 
 
 class TaskStatusHandler(WaitingMixin, BaseHandler):
@@ -77,8 +79,19 @@ def _query_time(handler: BaseHandler, name: str) -> float | None:
         raise BadRequest(f"query parameter '{name}' must be a Unix time in seconds", extra={"field": name}) from None
 
 
+def _query_prefix(handler: BaseHandler) -> str | None:
+    raw = handler.get_query_argument("q", None)
+    if raw in (None, ""):
+        return None
+    raw = raw.strip()
+    if not ID_PREFIX.match(raw):
+        raise BadRequest("query parameter 'q' must be the start of a prompt id or gateway job id (letters, digits "
+                         "and '-', at most 64)", extra={"field": "q"})
+    return raw.lower()
+
+
 class TasksHandler(BaseHandler):
-    """GET /api/tasks?state=&worker=&client_id=&since=&until=&limit=&offset=: jobs, newest first."""
+    """GET /api/tasks?state=&worker=&client_id=&q=&since=&until=&limit=&offset=: jobs, newest first."""
 
     async def get(self) -> None:
         states = [s for s in self.get_query_argument("state", "").split(",") if s]
@@ -96,7 +109,7 @@ class TasksHandler(BaseHandler):
         page = await self.gw.store.list_jobs(state=states or None, worker_id=worker_id,
                                              client_id=self.get_query_argument("client_id", None) or None,
                                              since=_query_time(self, "since"), until=_query_time(self, "until"),
-                                             limit=limit, offset=offset)
+                                             limit=limit, offset=offset, id_prefix=_query_prefix(self))
         items = [self._item(row) for row in page["items"]]
         self.write_json({"items": items, "total": page["total"], "limit": limit, "offset": offset,
                          "generated_at": time.time()})

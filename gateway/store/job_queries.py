@@ -186,10 +186,16 @@ def _job_filters(job, state, worker_id, client_id, since, until):
 
 def list_jobs(m, state=None, worker_id=None, client_id=None, since=None,
               until=None, limit=50, offset=0, include_payload=False,
-              has_history=False):
-    """A page of jobs, newest first, and the total matching the filters."""
+              has_history=False, id_prefix=None):
+    """A page of jobs, newest first, and the total matching the filters.
+
+    ``id_prefix``: only jobs whose prompt_id or gateway_job_id starts with it (the caller allows only
+    id characters, so it holds no LIKE wildcards).
+    """
     job = m.Job
     conds = _job_filters(job, state, worker_id, client_id, since, until)
+    if id_prefix:
+        conds.append(job.prompt_id.startswith(id_prefix) | job.gateway_job_id.startswith(id_prefix))
     if has_history:
         conds.append(job.history.is_null(False))
     columns = [f for f in job._meta.sorted_fields
@@ -250,6 +256,18 @@ def job_stats(m, since, until=None):
         bucket["mean_run_seconds"] = sum(runs) / len(runs) if runs else None
         result.append(bucket)
     return result
+
+
+def delete_job(m, prompt_id, fence=None):
+    """Delete a job that was never accepted (and its outputs); True when it existed.
+
+    ``fence``: only while that dispatcher epoch holds the lease (see update_job), FencedError else.
+    """
+    if fence is not None and not cluster_queries.lease_holds(m, fence):
+        raise FencedError("dispatcher epoch %s no longer holds the lease" % fence)
+    with m.Job._meta.database.atomic():
+        m.Output.delete().where(m.Output.prompt_id == prompt_id).execute()
+        return m.Job.delete().where(m.Job.prompt_id == prompt_id).execute() > 0
 
 
 def prune_jobs(m, keep_last):

@@ -145,6 +145,10 @@ class Store(ClusterFacade):
         """
         return self._query(job_queries.update_job, prompt_id, fields, fence)
 
+    async def delete_job(self, prompt_id, fence=None):
+        """Delete a job that was never accepted; True when it existed. ``fence``: see job_queries.delete_job."""
+        return await self._query(job_queries.delete_job, prompt_id, fence)
+
     async def get_job(self, prompt_id):
         """One job dict (with body/history), or None."""
         return await self._query(job_queries.get_job, prompt_id)
@@ -164,13 +168,13 @@ class Store(ClusterFacade):
 
     async def list_jobs(self, state=None, worker_id=None, client_id=None,
                         since=None, until=None, limit=50, offset=0,
-                        include_payload=False, has_history=False):
-        """``{"items", "total"}`` newest first; state may be a list."""
+                        include_payload=False, has_history=False, id_prefix=None):
+        """``{"items", "total"}`` newest first; state may be a list; id_prefix: see job_queries.list_jobs."""
         return await self._query(
             job_queries.list_jobs, state=state, worker_id=worker_id,
             client_id=client_id, since=since, until=until, limit=limit,
             offset=offset, include_payload=include_payload,
-            has_history=has_history)
+            has_history=has_history, id_prefix=id_prefix)
 
     async def count_jobs_by_state(self):
         """``{state: count}`` for all five states."""

@@ -2,7 +2,7 @@
 
 import { api, withToken } from "../api.js";
 import { h, setChildren, setText, fmtTime, fmtSeconds, progressBar, setProgress, badge, busy, confirmDialog,
-  showError } from "../dom.js";
+  showError, waitSeconds } from "../dom.js";
 import { t } from "../i18n.js";
 import { on, upsertJob } from "../live.js";
 import { showOutputs } from "./outputs.js";
@@ -57,7 +57,8 @@ export function nodesNote(job) {
   if (!p.nodes_total) return "";
   const text = t("nodes_done", { done: p.nodes_done || 0, total: p.nodes_total });
   if (job.state !== "running" || p.node === null || p.node === undefined) return text;
-  return `${text} · ${t("node_step", { node: p.node, value: p.value || 0, max: p.max || 0 })}`;
+  return `${text} · ${t("node_step", { type: p.node_type || t("node"), node: p.node, value: p.value || 0,
+    max: p.max || 0 })}`;
 }
 
 function errorBlock(error) {
@@ -124,14 +125,14 @@ async function load(promptId, body, setUnsubscribe) {
   function render(current) {
     job = current;
     setChildren(stateCell, badge(job.state), job.queue_position !== null && job.queue_position !== undefined
-      ? h("span.muted", {}, ` ${t("position_n", { n: job.queue_position + 1 })}` ) : null);
+      ? h("span.muted", {}, ` ${t("position_n", { n: job.queue_position })}`) : null); // already 1-based
     setText(workerCell, job.worker || "—");
     setText(timing.priority, job.priority);
     setText(timing.attempts, job.attempts);
     setText(timing.created, fmtTime(job.created_at));
     setText(timing.started, fmtTime(job.started_at));
     setText(timing.finished, fmtTime(job.finished_at));
-    setText(timing.wait, fmtSeconds(job.wait_seconds));
+    setText(timing.wait, fmtSeconds(waitSeconds(job)));
     setText(timing.run, fmtSeconds(job.run_seconds));
     const p = job.progress || {};
     setProgress(bar, p.percent || 0, job.state);
