@@ -1,0 +1,266 @@
+"""The points of the admin page review (issue 15), each in real headless Chromium against simulators.
+
+Every test here would have failed on the page before the fix it names: queue position one too high,
+"Waited" frozen at the moment the page saw a job arrive, an offline worker still showing a job that
+was retried elsewhere, overview listing only jobs this browser saw arrive, filtered lists going
+stale, a workflow the worker rejected counted as a failed job, a failed test saved silently, a 390 px
+phone cutting off the page, English durations and server messages in Chinese, node ids instead of
+node types. Plus search by id prefix from every page and the "last updated" time next to Live.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright.async_api import expect
+
+from tests.fake_comfy import sample_workflow, slow_workflow
+
+LIVE = 15000  # ms to wait for something the event stream brings
+PHONE = {"width": 390, "height": 844}
+
+
+async def go(page, view: str) -> None:
+    await page.click(f'.tabs a[data-view="{view}"]')
+    await expect(page.locator(f'section.view[data-view="{view}"]')).to_be_visible()
+
+
+def seconds_of(text: str) -> float:
+    """Seconds in a duration the page shows ("950 ms", "2.5 s", "1 min 03 s", or in Chinese)."""
+    text = text.replace("毫秒", "ms").replace("分", "min").replace("秒", "s")
+    if m := re.fullmatch(r"(\d+) ms", text):
+        return int(m.group(1)) / 1000
+    if m := re.fullmatch(r"([\d.]+) s", text):
+        return float(m.group(1))
+    if m := re.fullmatch(r"(\d+) min (\d+) s", text):
+        return int(m.group(1)) * 60 + int(m.group(2))
+    raise AssertionError(f"not a duration: {text!r}")
+
+
+async def test_waiting_jobs_position_wait_overview_and_filters(ui_cluster, open_page):
+    cluster = ui_cluster
+    await cluster.add_sim(node_seconds=0.05)
+    await cluster.wait_online()
+    await cluster.post("/api/dispatch", {"paused": True})
+    # Twelve jobs wait before the page opens: the overview must list them though it never saw them arrive.
+    early = [await cluster.submit(sample_workflow(), client_id="early") for _ in range(12)]
+
+    probe = await open_page(cluster.url + "/#/overview")
+    page = probe.page
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "on")
+    await expect(page.locator(".running-list li[data-prompt-id]")).to_have_count(8)
+    await expect(page.locator(".running-list li.muted")).to_have_text("… and 4 more")
+    await expect(page.locator("#conn-updated")).to_contain_text("updated")
+
+    # Filter on "queued" first, then a job arrives while the page watches: it appears in the list.
+    await go(page, "jobs")
+    await page.locator('label.chip-toggle[data-state="queued"]').click()
+    await expect(page.locator(".jobs-table tbody tr")).to_have_count(12)
+    late = await cluster.submit(sample_workflow(), client_id="late")
+    late_row = page.locator(f'tr[data-prompt-id="{late["prompt_id"]}"]')
+    await expect(late_row).to_have_count(1, timeout=LIVE)
+    await expect(page.locator(".view-jobs .count")).to_have_text("13 jobs")
+
+    # "Waited" keeps counting for a job the page saw arrive (the event froze it at a few ms).
+    await page.wait_for_timeout(2500)
+    wait_cell = late_row.locator("td").nth(7)
+    assert seconds_of(await wait_cell.inner_text()) >= 2.0, await wait_cell.inner_text()
+
+    # The detail shows the gateway's own 1-based position (the first job waiting is #1, not #2).
+    first = early[0]["prompt_id"]
+    status = await cluster.get(f"/api/task/{first}/status")
+    assert status["queue_position"] == 1
+    await page.click(f'tr[data-prompt-id="{first}"] a')
+    detail = page.locator("dialog.job-dialog")
+    await expect(detail).to_contain_text("#1 in the gateway queue")
+    await expect(detail).not_to_contain_text("#2 in the gateway queue")
+    waited = seconds_of(await detail.locator("dd").nth(8).inner_text())
+    assert waited >= 2.0, waited
+    await detail.get_by_role("button", name="Close").click()
+
+    # Dispatching resumes: finished jobs leave the "queued" list by themselves.
+    await cluster.post("/api/dispatch", {"paused": False})
+    await expect(page.locator(".jobs-table tbody tr")).to_have_count(0, timeout=LIVE)
+    await expect(page.locator(".view-jobs .count")).to_have_text("0 jobs")
+    await go(page, "overview")
+    await expect(page.locator(".running-list li.empty")).to_have_text("Nothing is waiting or running.", timeout=LIVE)
+    assert probe.errors == [], probe.errors
+
+
+async def test_offline_worker_drops_a_job_retried_elsewhere(ui_cluster, open_page):
+    cluster = ui_cluster
+    doomed = await cluster.add_sim(node_seconds=0.2, worker={"name": "doomed"})
+    await cluster.wait_online()
+    probe = await open_page(cluster.url + "/#/workers")
+    page = probe.page
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "on")
+    job = await cluster.submit(slow_workflow(30.0, node_seconds=0.2))
+    doomed_row = page.locator("tr[data-worker-id]", has_text="doomed")
+    await expect(doomed_row.locator(".cell-running a")).to_have_text(job["prompt_id"][:8], timeout=LIVE)
+
+    # The worker dies mid-job; a second one comes up and the job is retried there.
+    await cluster.add_sim(node_seconds=0.2, worker={"name": "rescuer"})
+    await doomed.stop()
+    rescuer_row = page.locator("tr[data-worker-id]", has_text="rescuer")
+    await expect(rescuer_row.locator(".cell-running a")).to_have_text(job["prompt_id"][:8], timeout=LIVE)
+    await expect(doomed_row.locator(".badge")).to_have_text("offline", timeout=LIVE)
+    await expect(doomed_row.locator(".cell-running")).to_have_text("idle")
+    await go(page, "overview")
+    tile = page.locator("a.tile", has_text="doomed")
+    await expect(tile.locator(".bar")).to_be_hidden()
+    await cluster.post("/api/interrupt", {"prompt_id": job["prompt_id"]})
+    probe.allow_http_error("/ws")
+    assert probe.errors == [], probe.errors
+
+
+async def test_rejected_workflow_is_not_a_failed_job(ui_cluster, open_page):
+    cluster = ui_cluster
+    await cluster.add_sim()
+    await cluster.wait_online()
+    bad = sample_workflow()
+    bad["1"]["inputs"]["width"] = "wide"  # the worker's validation refuses it
+    status, answer = await cluster.request("POST", "/api/prompt", json={"prompt": bad})
+    assert status == 400, answer
+    await cluster.gateway.jobs.flush()
+    stats = await cluster.get("/api/stats")
+    assert stats["jobs_by_state"]["failed"] == 0, stats
+    assert (await cluster.get("/api/tasks"))["total"] == 0
+
+    probe = await open_page(cluster.url + "/#/overview")
+    page = probe.page
+    await expect(page.locator('[data-card="jobs_failed"] .card-value')).to_have_text("0")
+    await go(page, "jobs")
+    await expect(page.locator(".view-jobs .count")).to_have_text("0 jobs")
+    assert probe.errors == [], probe.errors
+
+
+async def test_worker_form_refuses_bad_urls_and_asks_after_a_failed_test(ui_cluster, open_page):
+    cluster = ui_cluster
+    probe = await open_page(cluster.url + "/#/workers")
+    page = probe.page
+    probe.allow_http_error("/api/workers")
+    await page.click("#add-worker")
+    dialog = page.locator("dialog.worker-dialog")
+    await dialog.get_by_label("URL", exact=True).fill("not a url")
+    await dialog.get_by_role("button", name="Add worker").click()
+    await expect(dialog.locator('[data-field="url"] .inline-error')).to_contain_text("without spaces")
+    assert cluster.gateway.registry.all() == []
+
+    # An unreachable address: the test fails, and saving right after asks first.
+    await dialog.get_by_label("URL", exact=True).fill("http://127.0.0.1:9/")
+    await dialog.get_by_role("button", name="Test connection").click()
+    await expect(dialog.locator('.test-report[data-ok="false"]')).to_be_visible(timeout=LIVE)
+    await dialog.get_by_role("button", name="Add worker").click()
+    confirm = page.locator("dialog.confirm")
+    await expect(confirm).to_contain_text("test of http://127.0.0.1:9/ failed")
+    await confirm.get_by_role("button", name="Cancel").click()
+    await expect(dialog).to_be_visible()
+    assert cluster.gateway.registry.all() == []
+    await dialog.get_by_role("button", name="Add worker").click()
+    await page.locator("dialog.confirm").get_by_role("button", name="Save anyway").click()
+    await expect(dialog).to_have_count(0)
+    assert [w.url for w in cluster.gateway.registry.all()] == ["http://127.0.0.1:9"] or \
+        [w.url for w in cluster.gateway.registry.all()] == ["http://127.0.0.1:9/"]
+    assert probe.errors == [], probe.errors
+
+
+async def test_search_by_id_prefix_from_every_page(ui_cluster, open_page):
+    cluster = ui_cluster
+    await cluster.add_sim()
+    await cluster.wait_online()
+    jobs = [await cluster.submit(sample_workflow(), priority=1) for _ in range(3)]
+    for job in jobs:
+        await cluster.wait_job(job["prompt_id"])
+    probe = await open_page(cluster.url + "/#/settings")
+    page = probe.page
+    target = jobs[1]
+    search = page.locator("#job-search-input")
+    await search.fill(target["prompt_id"][:6])
+    await search.press("Enter")
+    detail = page.locator("dialog.job-dialog")
+    await expect(detail).to_contain_text(target["prompt_id"])
+    await detail.get_by_role("button", name="Close").click()
+
+    # By the gateway's own job id, from another page.
+    await go(page, "workers")
+    await search.fill(target["gateway_job_id"][:8].upper())
+    await search.press("Enter")
+    await expect(page.locator("dialog.job-dialog")).to_contain_text(target["prompt_id"])
+    await page.locator("dialog.job-dialog").get_by_role("button", name="Close").click()
+
+    # Nothing matches: said next to the box; bad characters: the gateway's 400, in plain words.
+    await search.fill("ffffffffff")
+    await search.press("Enter")
+    await expect(page.locator("#job-search + .inline-error")).to_contain_text("No job starts with")
+    probe.allow_http_error("/api/tasks")
+    await search.fill("50%")
+    await search.press("Enter")
+    await expect(page.locator("#job-search + .inline-error")).to_contain_text("query parameter 'q'")
+
+    # The jobs page has the same filter.
+    await go(page, "jobs")
+    await page.fill("#filter-q", target["prompt_id"][:5])
+    await expect(page.locator(".jobs-table tbody tr")).to_have_count(1)
+    assert probe.errors == [], probe.errors
+
+
+async def test_phone_width_every_page_fits(ui_cluster, open_page):
+    cluster = ui_cluster
+    await cluster.add_sim(worker={"name": "a-rather-long-worker-name-for-a-phone"})
+    await cluster.wait_online()
+    for _ in range(3):
+        await cluster.wait_job((await cluster.submit(sample_workflow(), client_id="phone-client"))["prompt_id"])
+    probe = await open_page(cluster.url + "/#/overview", viewport=PHONE)
+    page = probe.page
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "on")
+    for view in ("overview", "workers", "jobs", "submit", "settings"):
+        await go(page, view)
+        await page.wait_for_timeout(300)
+        width = await page.evaluate("document.scrollingElement.scrollWidth")
+        assert width <= PHONE["width"], (view, width)
+        if view == "submit":
+            submit = page.locator("#submit-job")
+            await submit.scroll_into_view_if_needed()
+            box = await submit.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+        if view == "jobs":  # rows are cards: the actions are reachable without sideways scrolling
+            await expect(page.locator(".jobs-table thead")).to_be_hidden()
+            await expect(page.locator(".jobs-table tbody tr")).to_have_count(3)
+        if view == "workers":
+            await expect(page.locator(".workers-table thead")).to_be_hidden()
+            button = page.locator("tr[data-worker-id] .cell-actions button").last
+            box = await button.bounding_box()
+            assert box and box["x"] + box["width"] <= PHONE["width"], box
+    assert probe.errors == [], probe.errors
+
+
+async def test_chinese_durations_errors_and_node_types(ui_cluster, open_page):
+    cluster = ui_cluster
+    await cluster.add_sim(node_seconds=0.2)
+    await cluster.wait_online()
+    probe = await open_page(cluster.url + "/#/jobs", lang="zh")
+    page = probe.page
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "on")
+    job = await cluster.submit(slow_workflow(20.0, node_seconds=0.2))
+    row = page.locator(f'tr[data-prompt-id="{job["prompt_id"]}"]')
+    await expect(row.locator(".badge")).to_have_text("运行中", timeout=LIVE)
+    await expect(row.locator("td").nth(7)).to_have_text(re.compile(r"^\d+(\.\d)? (毫秒|秒)$"))
+    # The detail names the running node by its type, not by its id alone.
+    await page.click(f'tr[data-prompt-id="{job["prompt_id"]}"] a')
+    detail = page.locator("dialog.job-dialog")
+    await expect(detail.locator(".detail-top .muted.small")).to_contain_text(
+        re.compile(r"(EmptyImage|ImagePadForOutpaint)（节点 \d+）"), timeout=LIVE)
+    await detail.get_by_role("button", name="关闭").click()
+    await cluster.post("/api/interrupt", {"prompt_id": job["prompt_id"]})
+    await expect(row.locator(".badge")).to_have_text("失败", timeout=LIVE)
+    await expect(row.locator("td").nth(8)).to_have_text(re.compile(r"(秒|—)$"))
+
+    # A server error is named in Chinese by its type, the gateway's message kept on its own line.
+    probe.allow_http_error("/api/tasks")
+    await page.fill("#filter-q", "50%")
+    error = page.locator("#filter-q + .inline-error")
+    await expect(error).to_contain_text("请检查输入： 请求有误")
+    await expect(error).to_contain_text("原始信息：query parameter 'q'")
+    lines = (await error.inner_text()).split("\n")
+    assert len(lines) == 2, lines
+    assert probe.errors == [], probe.errors
