@@ -328,3 +328,31 @@ async def test_memory_store_and_bad_kind():
         await Store("sqlite").open()
     with pytest.raises(StoreClosedError):
         await Store("memory").list_workers()
+
+
+async def test_list_jobs_by_id_prefix(store):
+    for n in (1, 12, 13, 120):
+        await store.insert_job(job(n))
+    ids = lambda page: sorted(j["prompt_id"] for j in page["items"])  # noqa: E731
+    assert ids(await store.list_jobs(id_prefix="p-01")) == ["p-012", "p-013"]
+    assert ids(await store.list_jobs(id_prefix="g-12")) == ["p-120"]
+    assert (await store.list_jobs(id_prefix="p-0", state="done"))["total"] == 0
+    assert (await store.list_jobs(id_prefix="x"))["total"] == 0
+
+
+async def test_delete_job_is_fenced(store):
+    from gateway.store import FencedError
+
+    await store.insert_job(job(1))
+    await store.insert_job(job(2))
+    await store.add_outputs("p-001", 1, [{"type": "output", "subfolder": "", "filename": "gone.png"}])
+    assert await store.delete_job("p-001")
+    assert await store.get_job("p-001") is None
+    assert await store.find_output("gone.png", "", "output") is None
+    assert not await store.delete_job("p-001")
+    lease = await store.acquire_lease("a", "A", 30)
+    assert await store.delete_job("p-002", fence=lease["epoch"])
+    await store.insert_job(job(3))
+    with pytest.raises(FencedError):
+        await store.delete_job("p-003", fence=lease["epoch"] + 1)
+    assert await store.get_job("p-003") is not None
