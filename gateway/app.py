@@ -32,6 +32,7 @@ from .handlers import GatewayApplication, routes
 from .jobs.admission import Admission
 from .jobs.dispatch import Dispatcher
 from .jobs.service import JobService
+from .jobs.timeline import JobTimeline
 from .jobs.tracker import JobTracker
 from .jobs.waits import JobWaits
 from .scheduling.cost_model import CostModel
@@ -101,6 +102,7 @@ class Gateway:
         self.jobs = JobService(self.store, self.registry, self.scheduler, lambda: self.settings, self.uploads)
         self.admission = Admission(self.jobs, lambda: self.settings)
         self.waits = JobWaits(self.jobs, lambda: self.settings.max_wait_seconds)
+        self.timeline = JobTimeline(self.jobs, self.store)
         self.client_id = "comfyui-gateway"  # replaced by the stored id in start()
         self._stored_at_start: dict = {}
         self.dispatcher: Dispatcher | None = None
@@ -341,6 +343,7 @@ class Gateway:
         self.waits.release_all()  # waiting requests answer now, with the jobs as they are
         await self.stop_dispatching()
         await self.jobs.flush()  # still under the lease: the last changes are written
+        await self.timeline.flush()
         await self.cluster.stop()
         if self.shared:
             await self.shared.stop()

@@ -84,6 +84,8 @@ _ENDPOINTS = [
      ()),
     ("get", "/api/task/{prompt_id}/status", "Job status: queued, running, done or failed (wait: long poll)", "Jobs",
      None, 200, GATEWAY, (("wait", "number"),)),
+    ("get", "/api/task/{prompt_id}/timeline", "A job's timeline: queued, sent to a worker, started, worker lost, "
+     "back in the queue, done or failed, with times", "Jobs", None, 200, GATEWAY, ()),
     ("patch", "/api/task/{prompt_id}", "Change the priority of a queued job", "Jobs", "Priority", 200, GATEWAY, ()),
     ("get", "/api/task/gateway/{gateway_job_id}", "Job status by gateway_job_id", "Jobs", None, 200, GATEWAY, ()),
     ("get", "/api/tasks", "Paged job list (state, worker, client_id, q: id prefix, since, until, limit, offset)",

@@ -70,6 +70,7 @@ export const api = {
   stats: () => request("GET", "/api/stats"),
   tasks: (query, options) => request("GET", `/api/tasks?${new URLSearchParams(query)}`, undefined, options),
   task: (id) => request("GET", `/api/task/${encodeURIComponent(id)}/status`),
+  timeline: (id) => request("GET", `/api/task/${encodeURIComponent(id)}/timeline`),
   setPriority: (id, priority) => request("PATCH", `/api/task/${encodeURIComponent(id)}`, { priority }),
   cancel: (ids) => request("POST", "/api/queue", { delete: ids }),
   interrupt: (id) => request("POST", "/api/interrupt", { prompt_id: id }),

@@ -32,6 +32,16 @@ class TaskStatusHandler(WaitingMixin, BaseHandler):
         self.write_json(job.status_dict(self.gw.jobs.worker_name(job), self.gw.jobs.position(job)))
 
 
+class TaskTimelineHandler(BaseHandler):
+    """GET /api/task/{prompt_id}/timeline: the job's steps (queued, sent, started, lost, done...), oldest first."""
+
+    async def get(self, prompt_id: str) -> None:
+        job = await self.gw.jobs.find(prompt_id)
+        if job is None:
+            raise NotFound(f"no job with prompt_id {prompt_id}")
+        self.write_json({"prompt_id": prompt_id, "steps": await self.gw.timeline.steps(prompt_id)})
+
+
 class GatewayTaskHandler(BaseHandler):
     """GET /api/task/gateway/{gateway_job_id}: queued | submitted | running | done | failed, with prompt_id."""
 
@@ -128,6 +138,7 @@ def task_routes() -> list:
     return [
         (r"/api/task/gateway/([^/]+)", GatewayTaskHandler),
         (r"/api/task/([^/]+)/status", TaskStatusHandler),
+        (r"/api/task/([^/]+)/timeline", TaskTimelineHandler),
         (r"/api/task/([^/]+)", TaskPriorityHandler),
         (r"/api/tasks", TasksHandler),
     ]

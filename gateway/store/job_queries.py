@@ -267,7 +267,26 @@ def delete_job(m, prompt_id, fence=None):
         raise FencedError("dispatcher epoch %s no longer holds the lease" % fence)
     with m.Job._meta.database.atomic():
         m.Output.delete().where(m.Output.prompt_id == prompt_id).execute()
+        m.JobEvent.delete().where(m.JobEvent.prompt_id == prompt_id).execute()
         return m.Job.delete().where(m.Job.prompt_id == prompt_id).execute() > 0
+
+
+def add_job_events(m, rows, fence=None):
+    """Append timeline steps ({prompt_id, at, kind, worker_id, worker, detail}); ``fence``: see delete_job."""
+    if fence is not None and not cluster_queries.lease_holds(m, fence):
+        raise FencedError("dispatcher epoch %s no longer holds the lease" % fence)
+    rows = [check_fields(m.JobEvent, row) for row in rows]
+    with m.JobEvent._meta.database.atomic():
+        m.JobEvent.insert_many(rows).execute()
+    return len(rows)
+
+
+def job_events(m, prompt_id, limit=200):
+    """A job's timeline, oldest step first."""
+    event = m.JobEvent
+    query = (event.select(event.at, event.kind, event.worker_id, event.worker, event.detail)
+             .where(event.prompt_id == prompt_id).order_by(event.at, event.id).limit(limit))
+    return list(query.dicts())
 
 
 def prune_jobs(m, keep_last):
@@ -281,5 +300,7 @@ def prune_jobs(m, keep_last):
     doomed = finished & (job.seq <= cutoff)
     with job._meta.database.atomic():
         out.delete().where(out.prompt_id.in_(
+            job.select(job.prompt_id).where(doomed))).execute()
+        m.JobEvent.delete().where(m.JobEvent.prompt_id.in_(
             job.select(job.prompt_id).where(doomed))).execute()
         return job.delete().where(doomed).execute()

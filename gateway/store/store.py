@@ -149,6 +149,14 @@ class Store(ClusterFacade):
         """Delete a job that was never accepted; True when it existed. ``fence``: see job_queries.delete_job."""
         return await self._query(job_queries.delete_job, prompt_id, fence)
 
+    async def add_job_events(self, rows, fence=None):
+        """Append steps to jobs' timelines; ``fence``: see job_queries.add_job_events."""
+        return await self._query(job_queries.add_job_events, rows, fence)
+
+    async def job_events(self, prompt_id, limit=200):
+        """A job's timeline, oldest first."""
+        return await self._query(job_queries.job_events, prompt_id, limit)
+
     async def get_job(self, prompt_id):
         """One job dict (with body/history), or None."""
         return await self._query(job_queries.get_job, prompt_id)

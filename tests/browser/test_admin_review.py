@@ -108,7 +108,18 @@ async def test_offline_worker_drops_a_job_retried_elsewhere(ui_cluster, open_pag
     await go(page, "overview")
     tile = page.locator("a.tile", has_text="doomed")
     await expect(tile.locator(".bar")).to_be_hidden()
+
+    # The job's timeline (kept in the store) tells the story with times.
+    await page.goto(cluster.url + f"/#/jobs?job={job['prompt_id']}")
+    steps = page.locator("dialog.job-dialog ol.timeline li")
+    await expect(steps.first).to_contain_text("queued")
+    await expect(steps).to_contain_text(["queued", "sent to doomed", "started on doomed", "worker doomed lost",
+                                         "retried · sent to rescuer", "started on rescuer"], timeout=LIVE)
     await cluster.post("/api/interrupt", {"prompt_id": job["prompt_id"]})
+    await expect(steps.last).to_contain_text("failed: Interrupted", timeout=LIVE)
+    stored = await cluster.gateway.store.job_events(job["prompt_id"])
+    assert [s["kind"] for s in stored][:4] == ["queued", "sent", "started", "lost"], stored
+    assert all(s["at"] >= stored[0]["at"] for s in stored)
     probe.allow_http_error("/ws")
     assert probe.errors == [], probe.errors
 

@@ -356,3 +356,22 @@ async def test_delete_job_is_fenced(store):
     with pytest.raises(FencedError):
         await store.delete_job("p-003", fence=lease["epoch"] + 1)
     assert await store.get_job("p-003") is not None
+
+
+async def test_job_events_timeline_fenced_and_pruned(store):
+    from gateway.store import FencedError
+
+    await store.insert_job(job(1, state="done"))
+    await store.insert_job(job(2, state="done"))
+    steps = [{"prompt_id": "p-001", "at": 10.0 + i, "kind": kind, "worker_id": 3 if i else None,
+              "worker": "gpu-ü" if i else None, "detail": None} for i, kind in enumerate(("queued", "sent", "done"))]
+    lease = await store.acquire_lease("a", "A", 30)
+    assert await store.add_job_events(list(reversed(steps)), fence=lease["epoch"]) == 3
+    got = await store.job_events("p-001")
+    assert [s["kind"] for s in got] == ["queued", "sent", "done"]
+    assert got[1]["worker"] == "gpu-ü" and got[1]["worker_id"] == 3
+    with pytest.raises(FencedError):
+        await store.add_job_events([{**steps[0], "prompt_id": "p-002"}], fence=lease["epoch"] + 1)
+    assert await store.job_events("p-002") == []
+    assert await store.prune_jobs(0) == 2
+    assert await store.job_events("p-001") == []
