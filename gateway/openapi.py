@@ -92,6 +92,8 @@ _ENDPOINTS = [
      "Jobs", None, 200,
      GATEWAY, (("state", "string"), ("worker", "string"), ("client_id", "string"), ("q", "string"), ("since", "number"),
                ("until", "number"), ("limit", "integer"), ("offset", "integer"))),
+    ("post", "/api/tasks/resubmit", "Submit finished jobs' workflows again as new jobs (admin)", "Jobs",
+     "Resubmit", 200, GATEWAY, ()),
     ("get", "/api/stats", "Counts and per-minute throughput of the last hour", "Gateway", None, 200, GATEWAY, ()),
     ("get", "/api/settings", "Runtime settings", "Gateway", None, 200, GATEWAY, ()),
     ("patch", "/api/settings", "Change runtime settings (admin)", "Gateway", "SettingsChange", 200, GATEWAY, ()),
@@ -153,6 +155,8 @@ _SCHEMAS = {
         "enabled": {"type": "boolean"}, "draining": {"type": "boolean"}, "max_queue": {"type": "integer"},
         "auth_username": {"type": "string"}, "auth_password": {"type": "string", "writeOnly": True}}},
     "Priority": {"type": "object", "required": ["priority"], "properties": {"priority": {"type": "integer"}}},
+    "Resubmit": {"type": "object", "required": ["prompt_ids"], "properties": {
+        "prompt_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 100}}},
     "SettingsChange": {"type": "object", "description": "Runtime settings by name (see /api/settings 'editable')",
                        "additionalProperties": True},
     "Dispatch": {"type": "object", "required": ["paused"], "properties": {"paused": {"type": "boolean"}}},

@@ -6,13 +6,14 @@ import re
 import time
 
 from ..cluster.forward import forward_to_dispatcher
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, ComfyError, GatewayError, NotFound
 from ..jobs.model import STATES, Job
 from ..jobs.waits import CHANGE
 from .base import BaseHandler
 from .waiting import WaitingMixin
 
 MAX_PAGE = 500
+MAX_RESUBMIT = 100
 ID_PREFIX = re.compile(r"^[A-Za-z0-9-]{1,64}$")  # id characters only: no LIKE wildcards reach the query
 
 
@@ -133,6 +134,51 @@ class TasksHandler(BaseHandler):
         return out
 
 
+class TasksResubmitHandler(BaseHandler):
+    """POST /api/tasks/resubmit {"prompt_ids": [...]}: submit the workflows of finished jobs again, as new jobs
+    (same workflow, extra_data, client_id and priority); the answer lists each new prompt_id or its error."""
+
+    needs_admin = True
+
+    async def post(self) -> None:
+        body = self.json_body()
+        ids = body.get("prompt_ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not ids or len(ids) > MAX_RESUBMIT \
+                or not all(isinstance(i, str) and i for i in ids):
+            raise BadRequest(f"field 'prompt_ids' must be a list of 1 to {MAX_RESUBMIT} prompt ids",
+                             extra={"field": "prompt_ids"})
+        submitted, errors = [], []
+        for prompt_id in dict.fromkeys(ids):
+            try:
+                new_id = await self._resubmit(prompt_id)
+                submitted.append({"from": prompt_id, "prompt_id": new_id})
+            except GatewayError as exc:
+                errors.append({"prompt_id": prompt_id, **exc.to_json()})
+            except ComfyError as exc:
+                error = exc.body.get("error") if isinstance(exc.body, dict) else None
+                errors.append({"prompt_id": prompt_id, "error": error if isinstance(error, dict) else
+                               {"type": "http_error", "message": str(error or exc.status)}})
+        self.write_json({"submitted": submitted, "errors": errors})
+
+    async def _resubmit(self, prompt_id: str) -> str:
+        row = await self.gw.store.get_job(prompt_id)
+        if row is None:
+            raise NotFound(f"no job with prompt_id {prompt_id}")
+        if row["state"] not in ("done", "failed"):
+            raise BadRequest(f"job {prompt_id} is {row['state']}; only finished jobs can be submitted again",
+                             type="conflict", status=409)
+        old = row.get("body") or {}
+        body = {"prompt": old.get("prompt"), "extra_data": old.get("extra_data") or {}, "priority": row["priority"]}
+        if row.get("client_id"):
+            body["client_id"] = row["client_id"]
+        self.gw.admission.check(self.token)
+        status, answer = await self.gw.jobs.submit(body)
+        if status != 200:
+            raise ComfyError(status, answer)
+        self.gw.admission.track(answer["prompt_id"], self.token)
+        return answer["prompt_id"]
+
+
 def task_routes() -> list:
     """Routes of this module."""
     return [
@@ -141,4 +187,5 @@ def task_routes() -> list:
         (r"/api/task/([^/]+)/timeline", TaskTimelineHandler),
         (r"/api/task/([^/]+)", TaskPriorityHandler),
         (r"/api/tasks", TasksHandler),
+        (r"/api/tasks/resubmit", TasksResubmitHandler),
     ]

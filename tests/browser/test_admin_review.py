@@ -63,7 +63,7 @@ async def test_waiting_jobs_position_wait_overview_and_filters(ui_cluster, open_
 
     # "Waited" keeps counting for a job the page saw arrive (the event froze it at a few ms).
     await page.wait_for_timeout(2500)
-    wait_cell = late_row.locator("td").nth(7)
+    wait_cell = late_row.locator("td").nth(8)
     assert seconds_of(await wait_cell.inner_text()) >= 2.0, await wait_cell.inner_text()
 
     # The detail shows the gateway's own 1-based position (the first job waiting is #1, not #2).
@@ -255,7 +255,7 @@ async def test_chinese_durations_errors_and_node_types(ui_cluster, open_page):
     job = await cluster.submit(slow_workflow(20.0, node_seconds=0.2))
     row = page.locator(f'tr[data-prompt-id="{job["prompt_id"]}"]')
     await expect(row.locator(".badge")).to_have_text("运行中", timeout=LIVE)
-    await expect(row.locator("td").nth(7)).to_have_text(re.compile(r"^\d+(\.\d)? (毫秒|秒)$"))
+    await expect(row.locator("td").nth(8)).to_have_text(re.compile(r"^\d+(\.\d)? (毫秒|秒)$"))
     # The detail names the running node by its type, not by its id alone.
     await page.click(f'tr[data-prompt-id="{job["prompt_id"]}"] a')
     detail = page.locator("dialog.job-dialog")
@@ -264,7 +264,7 @@ async def test_chinese_durations_errors_and_node_types(ui_cluster, open_page):
     await detail.get_by_role("button", name="关闭").click()
     await cluster.post("/api/interrupt", {"prompt_id": job["prompt_id"]})
     await expect(row.locator(".badge")).to_have_text("失败", timeout=LIVE)
-    await expect(row.locator("td").nth(8)).to_have_text(re.compile(r"(秒|—)$"))
+    await expect(row.locator("td").nth(9)).to_have_text(re.compile(r"(秒|—)$"))
 
     # A server error is named in Chinese by its type, the gateway's message kept on its own line.
     probe.allow_http_error("/api/tasks")
@@ -275,3 +275,80 @@ async def test_chinese_durations_errors_and_node_types(ui_cluster, open_page):
     lines = (await error.inner_text()).split("\n")
     assert len(lines) == 2, lines
     assert probe.errors == [], probe.errors
+
+
+async def test_bulk_actions_priority_cancel_clear_and_resubmit(ui_cluster, open_page):
+    cluster = ui_cluster
+    await cluster.add_sim()
+    await cluster.wait_online()
+    await cluster.post("/api/dispatch", {"paused": True})
+    jobs = [(await cluster.submit(sample_workflow(), client_id="bulk"))["prompt_id"] for _ in range(5)]
+    probe = await open_page(cluster.url + "/#/jobs")
+    page = probe.page
+    await expect(page.locator(".jobs-table tbody tr")).to_have_count(5)
+    bar = page.locator(".bulk-bar")
+    await expect(bar).to_be_hidden()
+
+    def box(prompt_id):
+        return page.locator(f'tr[data-prompt-id="{prompt_id}"] input.select-job')
+
+    # Two jobs get priority 5.
+    await box(jobs[0]).check()
+    await box(jobs[1]).check()
+    await expect(bar.locator(".bulk-count")).to_have_text("2 selected")
+    await page.fill("#bulk-priority-value", "5")
+    await page.click("#bulk-priority")
+    await expect(bar.locator(".bulk-note")).to_have_text("2 of 2 done.")
+    for prompt_id in jobs[:2]:
+        assert (await cluster.get(f"/api/task/{prompt_id}/status"))["priority"] == 5
+    assert (await cluster.get(f"/api/task/{jobs[2]}/status"))["priority"] == 0
+
+    # One is cancelled, after a confirmation (declining it changes nothing).
+    await box(jobs[2]).check()
+    await page.click("#bulk-cancel")
+    await page.locator("dialog.confirm").get_by_role("button", name="Cancel", exact=True).first.click()
+    assert (await cluster.get(f"/api/task/{jobs[2]}/status"))["state"] == "queued"
+    await page.click("#bulk-cancel")
+    await page.locator("dialog.confirm").get_by_role("button", name="Cancel selected").click()
+    await expect(page.locator(f'tr[data-prompt-id="{jobs[2]}"] .badge')).to_have_text("failed", timeout=LIVE)
+    assert (await cluster.get(f"/api/task/{jobs[2]}/status"))["error"]["type"] == "cancelled"
+
+    # Clear the gateway queue: the other four are cancelled.
+    await page.click("#clear-queue")
+    confirm = page.locator("dialog.confirm")
+    await expect(confirm).to_contain_text("all 4 jobs")
+    await confirm.get_by_role("button", name="Clear the gateway queue").click()
+    await expect(page.locator('.jobs-table .badge[data-state="failed"]')).to_have_count(5, timeout=LIVE)
+
+    # Two failed jobs are submitted again as new jobs with the same workflow, client and priority.
+    await cluster.post("/api/dispatch", {"paused": False})
+    await page.locator("#select-all").check()
+    await expect(bar.locator(".bulk-count")).to_have_text("5 selected")
+    await page.locator("#select-all").uncheck()
+    await expect(bar).to_be_hidden()
+    await box(jobs[0]).check()
+    await box(jobs[3]).check()
+    await page.click("#bulk-retry")
+    await page.locator("dialog.confirm").get_by_role("button", name="Resubmit selected").click()
+    await expect(bar.locator(".bulk-note")).to_have_text("2 of 2 done.")
+    await expect(page.locator(".jobs-table tbody tr")).to_have_count(7, timeout=LIVE)
+    listed = (await cluster.get("/api/tasks?limit=10"))["items"]
+    fresh = [j for j in listed if j["prompt_id"] not in jobs]
+    assert len(fresh) == 2 and {j["priority"] for j in fresh} == {5, 0} and {j["client_id"] for j in fresh} == {"bulk"}
+    for job in fresh:
+        assert (await cluster.wait_job(job["prompt_id"]))["status"] == "done"
+    assert probe.errors == [], probe.errors
+
+
+async def test_resubmit_route_rejects_bad_input_and_active_jobs(ui_cluster):
+    cluster = ui_cluster
+    await cluster.add_sim()
+    await cluster.wait_online()
+    await cluster.post("/api/dispatch", {"paused": True})
+    waiting = await cluster.submit(sample_workflow())
+    for body in ({}, {"prompt_ids": []}, {"prompt_ids": "x"}, {"prompt_ids": [1]}, {"prompt_ids": ["a"] * 101}):
+        status, answer = await cluster.request("POST", "/api/tasks/resubmit", json=body)
+        assert status == 400 and answer["error"]["field"] == "prompt_ids", (body, status, answer)
+    answer = await cluster.post("/api/tasks/resubmit", {"prompt_ids": [waiting["prompt_id"], "nope"]})
+    assert answer["submitted"] == []
+    assert [e["error"]["type"] for e in answer["errors"]] == ["conflict", "not_found"]

@@ -3,6 +3,7 @@
 import { api } from "../api.js";
 import { h, setText, setChildren, fmtTime, fmtSeconds, fmtNumber, progressBar, setProgress, badge, throttle,
   debounce, shortId, showError, waitSeconds, clock } from "../dom.js";
+import { mountBulk } from "./jobs_bulk.js";
 import { t, onLanguage } from "../i18n.js";
 import { state, on } from "../live.js";
 import { jobActions, openJobDetail } from "./job_detail.js";
@@ -10,7 +11,7 @@ import { jobActions, openJobDetail } from "./job_detail.js";
 const STATES = ["queued", "submitted", "running", "done", "failed"];
 const RANGES = { any: null, "1h": 3600, "24h": 86400, "7d": 7 * 86400, custom: null };
 const PAGE_SIZES = [25, 50, 100, 200];
-const COLUMNS = ["col.job", "col.state", "col.progress", "col.priority", "col.worker", "col.client", "col.created",
+const COLUMNS = ["col.select", "col.job", "col.state", "col.progress", "col.priority", "col.worker", "col.client", "col.created",
   "col.wait", "col.run", "col.actions"];
 
 export function mount(container, { navigate }) {
@@ -68,8 +69,10 @@ export function mount(container, { navigate }) {
 
   // ----- table and pager -----
   const tbody = h("tbody");
+  const bulk = mountBulk({ rows: () => rows, reload: () => load() });
   const table = h("table.table.jobs-table", { "aria-labelledby": "h-jobs" },
-    h("thead", {}, h("tr", {}, COLUMNS.map((key) => h("th", { scope: "col", "data-i18n": key })))), tbody);
+    h("thead", {}, h("tr", {}, COLUMNS.map((key, i) => (i === 0 ? h("th.cell-select", { scope: "col" }, bulk.selectAll)
+      : h("th", { scope: "col", "data-i18n": key }))))), tbody);
   const total = h("span.muted.count", { "aria-live": "polite" });
   const range = h("span.range");
   const pageInput = h("input#page-input", { type: "number", min: "1", value: "1" });
@@ -85,9 +88,9 @@ export function mount(container, { navigate }) {
   const emptyNote = h("div.empty-state", { hidden: true }, h("p", { "data-i18n": "no_jobs_match" }));
   const listError = h("div.top-error-anchor");
   const el = h("div.view-jobs",
-    h("div.toolbar", {}, h("h2#h-jobs", { "data-i18n": "nav.jobs" }), total, h("span.spacer"),
+    h("div.toolbar", {}, h("h2#h-jobs", { "data-i18n": "nav.jobs" }), total, h("span.spacer"), bulk.clearButton,
       h("a.btn.small", { href: "#/submit", "data-i18n": "submit_new" })),
-    filterBar, listError, h("div.table-wrap", {}, table), emptyNote, pager);
+    filterBar, bulk.bar, listError, h("div.table-wrap", {}, table), emptyNote, pager);
   container.append(el);
 
   let page = { items: [], total: 0, limit: filters.limit, offset: 0 };
@@ -134,6 +137,7 @@ export function mount(container, { navigate }) {
 
   function makeRow(job) {
     const cells = {
+      select: h("td.cell-select", {}, bulk.checkbox(job)),
       id: h("td.mono"), state: h("td"), progress: h("td.cell-progress"), priority: h("td.num"), worker: h("td"),
       client: h("td.mono.cell-client"), created: h("td.nowrap"), wait: h("td.num"), run: h("td.num"), actions: h("td"),
     };
@@ -176,6 +180,7 @@ export function mount(container, { navigate }) {
       return row.tr;
     });
     tbody.replaceChildren(...built);
+    bulk.sync();
     emptyNote.hidden = page.items.length > 0;
     table.hidden = page.items.length === 0;
     setText(total, t("jobs_total", { n: fmtNumber(page.total) }));
