@@ -92,6 +92,8 @@ _ENDPOINTS = [
      "Jobs", None, 200,
      GATEWAY, (("state", "string"), ("worker", "string"), ("client_id", "string"), ("q", "string"), ("since", "number"),
                ("until", "number"), ("limit", "integer"), ("offset", "integer"))),
+    ("get", "/api/tasks/queue", "Jobs waiting in the gateway in dispatch order, with their position", "Jobs", None,
+     200, GATEWAY, (("limit", "integer"), ("offset", "integer"))),
     ("post", "/api/tasks/resubmit", "Submit finished jobs' workflows again as new jobs (admin)", "Jobs",
      "Resubmit", 200, GATEWAY, ()),
     ("get", "/api/stats", "Counts and per-minute throughput of the last hour", "Gateway", None, 200, GATEWAY, ()),

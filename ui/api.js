@@ -73,6 +73,7 @@ export const api = {
   timeline: (id) => request("GET", `/api/task/${encodeURIComponent(id)}/timeline`),
   setPriority: (id, priority) => request("PATCH", `/api/task/${encodeURIComponent(id)}`, { priority }),
   cancel: (ids) => request("POST", "/api/queue", { delete: ids }),
+  queueOrder: (query) => request("GET", `/api/tasks/queue?${new URLSearchParams(query)}`),
   clearQueue: () => request("POST", "/api/queue", { clear: true }),
   resubmit: (ids) => request("POST", "/api/tasks/resubmit", { prompt_ids: ids }),
   interrupt: (id) => request("POST", "/api/interrupt", { prompt_id: id }),

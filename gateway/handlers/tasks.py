@@ -134,6 +134,21 @@ class TasksHandler(BaseHandler):
         return out
 
 
+class GatewayQueueHandler(BaseHandler):
+    """GET /api/tasks/queue?limit=&offset=: the jobs waiting in the gateway in the order they will be dispatched,
+    each with its 1-based queue_position (re-order them by changing priorities)."""
+
+    async def get(self) -> None:
+        limit = _query_int(self, "limit", 50, 1, MAX_PAGE)
+        offset = _query_int(self, "offset", 0, 0, 10**9)
+        jobs = self.gw.jobs
+        order = jobs.queued()
+        items = [job.status_dict(jobs.worker_name(job), offset + index + 1)
+                 for index, job in enumerate(order[offset:offset + limit])]
+        self.write_json({"items": items, "total": len(order), "limit": limit, "offset": offset,
+                         "generated_at": time.time()})
+
+
 class TasksResubmitHandler(BaseHandler):
     """POST /api/tasks/resubmit {"prompt_ids": [...]}: submit the workflows of finished jobs again, as new jobs
     (same workflow, extra_data, client_id and priority); the answer lists each new prompt_id or its error."""
@@ -188,4 +203,5 @@ def task_routes() -> list:
         (r"/api/task/([^/]+)", TaskPriorityHandler),
         (r"/api/tasks", TasksHandler),
         (r"/api/tasks/resubmit", TasksResubmitHandler),
+        (r"/api/tasks/queue", GatewayQueueHandler),
     ]

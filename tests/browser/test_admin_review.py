@@ -52,6 +52,22 @@ async def test_waiting_jobs_position_wait_overview_and_filters(ui_cluster, open_
     await expect(page.locator(".running-list li.muted")).to_have_text("… and 4 more")
     await expect(page.locator("#conn-updated")).to_contain_text("updated")
 
+    # The gateway queue in dispatch order, with positions; re-ordered from the page.
+    queue = page.locator("#gateway-queue li[data-prompt-id]")
+    await expect(queue).to_have_count(10)
+    await expect(page.locator("#queue-panel .count")).to_have_text("12 waiting")
+    await expect(queue.first).to_have_attribute("data-prompt-id", early[0]["prompt_id"])
+    await expect(queue.first.locator(".position")).to_have_text("#1")
+    await queue.nth(5).locator(".move-first").click()
+    await expect(queue.first).to_have_attribute("data-prompt-id", early[5]["prompt_id"])
+    assert (await cluster.get(f"/api/task/{early[5]['prompt_id']}/status"))["queue_position"] == 1
+    await queue.first.locator(".move-last").click()
+    await expect(queue.first).to_have_attribute("data-prompt-id", early[0]["prompt_id"])
+    assert (await cluster.get(f"/api/task/{early[5]['prompt_id']}/status"))["queue_position"] == 12
+    order = await cluster.get("/api/tasks/queue?limit=20")
+    assert [j["queue_position"] for j in order["items"]] == list(range(1, 13))
+    assert order["items"][-1]["prompt_id"] == early[5]["prompt_id"]
+
     # Filter on "queued" first, then a job arrives while the page watches: it appears in the list.
     await go(page, "jobs")
     await page.locator('label.chip-toggle[data-state="queued"]').click()

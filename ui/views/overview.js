@@ -7,6 +7,7 @@ import { h, setText, setChildren, fmtSeconds, fmtNumber, progressBar, setProgres
 import { t, onLanguage } from "../i18n.js";
 import { state, on, runningJobOf } from "../live.js";
 import { mountInstances } from "./instances.js";
+import { mountQueuePanel } from "./queue_panel.js";
 
 const ACTIVE = ["queued", "submitted", "running"];
 const ACTIVE_SHOWN = 8;
@@ -52,6 +53,7 @@ export function mount(container, { navigate }) {
           h("a.link", { href: "#/jobs", "data-i18n": "all_jobs" })),
         runningList)));
   container.append(el);
+  const queuePanel = mountQueuePanel(el);
   const instances = mountInstances(el);
 
   let stats = null;
@@ -230,12 +232,14 @@ export function mount(container, { navigate }) {
       loadDispatch();
       loadActive();
       instances.show();
+      queuePanel.show();
       timer = setInterval(() => { loadStats(); loadDispatch(); loadActive(); }, 10000);
     },
     hide() {
       visible = false;
       clearInterval(timer);
       instances.hide();
+      queuePanel.hide();
     },
   };
 }
