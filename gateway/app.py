@@ -31,6 +31,7 @@ from .files.uploads import UploadService
 from .handlers import GatewayApplication, routes
 from .jobs.admission import Admission
 from .jobs.dispatch import Dispatcher
+from .jobs.queue_samples import QueueSamples
 from .jobs.service import JobService
 from .jobs.timeline import JobTimeline
 from .jobs.tracker import JobTracker
@@ -103,6 +104,7 @@ class Gateway:
         self.admission = Admission(self.jobs, lambda: self.settings)
         self.waits = JobWaits(self.jobs, lambda: self.settings.max_wait_seconds)
         self.timeline = JobTimeline(self.jobs, self.store)
+        self.queue_samples = QueueSamples(self.jobs)
         self.client_id = "comfyui-gateway"  # replaced by the stored id in start()
         self._stored_at_start: dict = {}
         self.dispatcher: Dispatcher | None = None
@@ -320,6 +322,7 @@ class Gateway:
         self.events.start(recovered)
         self.dispatcher.start()
         self.health.start()
+        self.queue_samples.start()
         self.health.check_soon()
         self.outbox.start()  # webhooks are delivered by the dispatcher only (once, whoever accepted the job)
         logger.info("dispatching (lease epoch %d, %d unfinished job(s))", epoch, len(recovered))
@@ -328,6 +331,7 @@ class Gateway:
         """No longer the dispatcher (lease lost, handed over or shutting down): stop checking and sending."""
         if self.health:
             await self.health.stop()
+            await self.queue_samples.stop()
         if self.dispatcher:
             await self.dispatcher.stop()
         if self.events:

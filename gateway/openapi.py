@@ -97,6 +97,8 @@ _ENDPOINTS = [
     ("post", "/api/tasks/resubmit", "Submit finished jobs' workflows again as new jobs (admin)", "Jobs",
      "Resubmit", 200, GATEWAY, ()),
     ("get", "/api/stats", "Counts and per-minute throughput of the last hour", "Gateway", None, 200, GATEWAY, ()),
+    ("get", "/api/stats/workers", "Per-worker statistics of the last hour (done, failed, jobs per hour, busy %, "
+     "mean run time, uptime, last seen)", "Gateway", None, 200, GATEWAY, ()),
     ("get", "/api/settings", "Runtime settings", "Gateway", None, 200, GATEWAY, ()),
     ("patch", "/api/settings", "Change runtime settings (admin)", "Gateway", "SettingsChange", 200, GATEWAY, ()),
     ("get", "/api/dispatch", "Whether dispatching is paused", "Gateway", None, 200, GATEWAY, ()),

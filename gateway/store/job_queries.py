@@ -233,16 +233,18 @@ def job_stats(m, since, until=None):
     until = now() if until is None else until
     since = max(since, until - MAX_STATS_MINUTES * 60.0)
     job = m.Job
-    rows = (job.select(job.state, job.started_at, job.finished_at)
+    rows = (job.select(job.state, job.created_at, job.started_at, job.finished_at)
             .where((job.finished_at >= since) & (job.finished_at < until)
                    & job.state.in_(FINISHED_STATES))
             .tuples())
     first = int(math.floor(since / 60.0))
     last = int(math.floor(until / 60.0))
     buckets = {k: {"minute": k * 60.0, "finished": 0, "failed": 0,
-                   "_runs": []} for k in range(first, last + 1)}
-    for state, started_at, finished_at in rows:
+                   "_runs": [], "_waits": []} for k in range(first, last + 1)}
+    for state, created_at, started_at, finished_at in rows:
         bucket = buckets[int(math.floor(finished_at / 60.0))]
+        if started_at is not None:
+            bucket["_waits"].append(max(0.0, started_at - created_at))
         if state == "failed":
             bucket["failed"] += 1
             continue
@@ -253,9 +255,36 @@ def job_stats(m, since, until=None):
     for key in sorted(buckets):
         bucket = buckets[key]
         runs = bucket.pop("_runs")
+        waits = bucket.pop("_waits")
         bucket["mean_run_seconds"] = sum(runs) / len(runs) if runs else None
+        bucket["mean_wait_seconds"] = sum(waits) / len(waits) if waits else None
         result.append(bucket)
     return result
+
+
+def worker_stats(m, since, until=None, buckets=12):
+    """Per worker, jobs that finished in [since, until): ``{worker_id: {done, failed, run_seconds, runs,
+    per_bucket}}``; run_seconds sums finished_at - started_at of the jobs that ran (done or failed after
+    starting), per_bucket counts done jobs in ``buckets`` equal slices of the window (oldest first)."""
+    until = now() if until is None else until
+    since = max(since, until - MAX_STATS_MINUTES * 60.0)
+    width = (until - since) / buckets
+    job = m.Job
+    rows = (job.select(job.worker_id, job.state, job.started_at, job.finished_at)
+            .where((job.finished_at >= since) & (job.finished_at < until) & job.state.in_(FINISHED_STATES)
+                   & job.worker_id.is_null(False))
+            .tuples())
+    out = {}
+    for worker_id, state, started_at, finished_at in rows:
+        entry = out.setdefault(worker_id, {"done": 0, "failed": 0, "run_seconds": 0.0, "runs": 0,
+                                           "per_bucket": [0] * buckets})
+        entry["done" if state == "done" else "failed"] += 1
+        if started_at is not None:
+            entry["run_seconds"] += max(0.0, finished_at - started_at)
+            entry["runs"] += 1
+        if state == "done":
+            entry["per_bucket"][min(buckets - 1, int((finished_at - since) // width))] += 1
+    return out
 
 
 def delete_job(m, prompt_id, fence=None):

@@ -192,6 +192,10 @@ class Store(ClusterFacade):
         """Per-minute ``{minute, finished, failed, mean_run_seconds}``."""
         return await self._query(job_queries.job_stats, since, until)
 
+    async def worker_stats(self, since, until=None, buckets=12):
+        """Per worker ``{done, failed, run_seconds, runs, per_bucket}`` of jobs finished in the window."""
+        return await self._query(job_queries.worker_stats, since, until, buckets)
+
     async def prune_jobs(self, keep_last):
         """Delete finished jobs beyond the newest ``keep_last``; count."""
         return await self._query(job_queries.prune_jobs, keep_last)
