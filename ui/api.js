@@ -68,6 +68,7 @@ export const api = {
   testWorker: (id) => request("POST", `/api/workers/${id}/test`),
   probeUrl: (body) => request("POST", "/api/workers/test", body),
   stats: () => request("GET", "/api/stats"),
+  workerStats: () => request("GET", "/api/stats/workers"),
   tasks: (query, options) => request("GET", `/api/tasks?${new URLSearchParams(query)}`, undefined, options),
   task: (id) => request("GET", `/api/task/${encodeURIComponent(id)}/status`),
   timeline: (id) => request("GET", `/api/task/${encodeURIComponent(id)}/timeline`),

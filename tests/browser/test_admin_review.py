@@ -368,3 +368,35 @@ async def test_resubmit_route_rejects_bad_input_and_active_jobs(ui_cluster):
     answer = await cluster.post("/api/tasks/resubmit", {"prompt_ids": [waiting["prompt_id"], "nope"]})
     assert answer["submitted"] == []
     assert [e["error"]["type"] for e in answer["errors"]] == ["conflict", "not_found"]
+
+
+async def test_worker_statistics_and_charts(ui_cluster, open_page):
+    from .helpers import bulk_insert, history_rows
+
+    cluster = ui_cluster
+    first = await cluster.add_sim(worker={"name": "stats-a"})
+    second = await cluster.add_sim(worker={"name": "stats-b"})
+    await cluster.wait_online()
+    await bulk_insert(cluster.gateway.store, history_rows([first.worker_id, second.worker_id], start_seq=500000))
+    expected = {w["id"]: w for w in (await cluster.get("/api/stats/workers"))["workers"]}
+    assert expected[first.worker_id]["done"] > 0 and expected[first.worker_id]["busy_percent"] > 0
+    probe = await open_page(cluster.url + "/#/workers")
+    page = probe.page
+    rows = page.locator("#worker-stats tbody tr")
+    await expect(rows).to_have_count(2)
+    for worker_id, stats in expected.items():
+        cells = page.locator(f'#worker-stats tr[data-worker-id="{worker_id}"] td')
+        await expect(cells.nth(1)).to_have_text(f"{stats['done']:,}")
+        await expect(cells.nth(2)).to_have_text(f"{stats['failed']:,}")
+        await expect(cells.nth(4)).to_contain_text(" %")
+        await expect(cells.nth(6)).to_have_text(re.compile(r"^[\d.]+ (ms|s)$|min"))  # online for
+        await expect(cells.nth(8).locator("svg rect")).to_have_count(12)
+    await go(page, "overview")
+    await expect(page.locator("#chart-wait svg path.line")).to_have_count(1)
+    await expect(page.locator("#chart-queue svg circle")).not_to_have_count(0)
+    await expect(page.locator("#chart-queue svg")).to_have_attribute("aria-label", "Gateway queue length (last hour)")
+    await page.select_option("#lang-select", "zh")
+    await go(page, "workers")
+    await expect(page.locator("#h-worker-stats")).to_have_text("统计（最近一小时）")
+    await expect(page.locator(f'#worker-stats tr[data-worker-id="{first.worker_id}"] td').nth(5)).to_contain_text("秒")
+    assert probe.errors == [], probe.errors

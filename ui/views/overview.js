@@ -29,6 +29,8 @@ export function mount(container, { navigate }) {
     h("div.card-sub", {}, pauseButton));
   const perMinute = h("div.chart-host#chart-per-minute");
   const runTime = h("div.chart-host#chart-run-time");
+  const queueChart = h("div.chart-host#chart-queue");
+  const waitChart = h("div.chart-host#chart-wait");
   const workersGrid = h("div.tiles", { role: "list" });
   const runningList = h("ul.running-list");
   const el = h("div.view-overview",
@@ -43,6 +45,11 @@ export function mount(container, { navigate }) {
         perMinute),
       h("section.panel", { "aria-labelledby": "h-run-time" },
         h("div.panel-head", {}, h("h2#h-run-time", { "data-i18n": "chart_run_time" })), runTime)),
+    h("div.grid-2", {},
+      h("section.panel", { "aria-labelledby": "h-queue-chart" },
+        h("div.panel-head", {}, h("h2#h-queue-chart", { "data-i18n": "chart_queue" })), queueChart),
+      h("section.panel", { "aria-labelledby": "h-wait-chart" },
+        h("div.panel-head", {}, h("h2#h-wait-chart", { "data-i18n": "chart_wait" })), waitChart)),
     h("div.grid-2", {},
       h("section.panel", { "aria-labelledby": "h-tiles" },
         h("div.panel-head", {}, h("h2#h-tiles", { "data-i18n": "nav.workers" }),
@@ -107,6 +114,19 @@ export function mount(container, { navigate }) {
     lineChart(runTime, buckets.map((b) => ({ label: b.minute, value: b.mean_run_seconds })), {
       label: t("chart_run_time"), xLabels, yFormat: (v) => (v === 0 ? "0" : v >= 10 ? `${Math.round(v)}s` : `${v.toFixed(1)}s`),
       describe: (p) => `${minuteLabel(p.label)}: ${p.value === null ? "—" : fmtSeconds(p.value)}`,
+    });
+    const seconds = (v) => (v === 0 ? "0" : v >= 10 ? `${Math.round(v)}s` : `${v.toFixed(1)}s`);
+    lineChart(waitChart, buckets.map((b) => ({ label: b.minute, value: b.mean_wait_seconds ?? null })), {
+      label: t("chart_wait"), xLabels, yFormat: seconds,
+      describe: (p) => `${minuteLabel(p.label)}: ${p.value === null ? "—" : fmtSeconds(p.value)}`,
+    });
+    // Samples every 10 s since the gateway started (at most an hour): the axis says how far back they go.
+    const samples = stats.queue_samples || [];
+    const span = samples.length > 1 ? Math.max(1, Math.round((samples.at(-1).at - samples[0].at) / 60)) : 0;
+    lineChart(queueChart, samples.map((q) => ({ label: q.at, value: q.queued })), {
+      label: t("chart_queue"), xLabels: [[0, t("minutes_ago", { n: span })], [1, t("now")]],
+      yFormat: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)),
+      describe: (p) => `${minuteLabel(p.label)}: ${t("waiting_in_gateway", { n: p.value })}`,
     });
   }
 

@@ -6,6 +6,7 @@ import { h, setText, setChildren, fmtBytes, fmtNumber, progressBar, setProgress,
 import { t, onLanguage } from "../i18n.js";
 import { state, on, refreshWorkers, refreshRunningJobs, upsertWorker, removeWorker, runningJobOf } from "../live.js";
 import { openWorkerDialog, reportBody } from "./worker_form.js";
+import { mountWorkerStats } from "./worker_stats.js";
 
 const WORKER_COLUMNS = ["col.state", "col.name", "col.url", "col.queue", "col.running", "col.vram", "col.speed",
   "col.last_error", "col.actions"];
@@ -25,6 +26,7 @@ export function mount(container) {
     topError,
     h("div.table-wrap", {}, table), empty);
   container.append(el);
+  const stats = mountWorkerStats(el);
 
   const rows = new Map(); // id -> {tr, cells..., key}
   let visible = false;
@@ -194,11 +196,13 @@ export function mount(container) {
       render();
       reload();
       poll = setInterval(reload, 15000);
+      stats.show();
       if (params.get("add")) openWorkerDialog(null, afterSave);
     },
     hide() {
       visible = false;
       clearInterval(poll);
+      stats.hide();
     },
   };
 }
