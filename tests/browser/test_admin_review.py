@@ -16,8 +16,17 @@ from playwright.async_api import expect
 
 from tests.fake_comfy import sample_workflow, slow_workflow
 
+from .helpers import screenshot_path
+
 LIVE = 15000  # ms to wait for something the event stream brings
 PHONE = {"width": 390, "height": 844}
+
+
+async def shoot(page, name: str) -> None:
+    """A screenshot of what the page shows now, for docs/img (after charts and fonts settle)."""
+    await page.evaluate("document.activeElement && document.activeElement.blur()")
+    await page.wait_for_timeout(300)
+    await page.screenshot(path=screenshot_path(name))
 
 
 async def go(page, view: str) -> None:
@@ -245,6 +254,8 @@ async def test_phone_width_every_page_fits(ui_cluster, open_page):
         await page.wait_for_timeout(300)
         width = await page.evaluate("document.scrollingElement.scrollWidth")
         assert width <= PHONE["width"], (view, width)
+        if view in ("overview", "jobs", "workers"):
+            await shoot(page, f"{view}-phone")
         if view == "submit":
             submit = page.locator("#submit-job")
             await submit.scroll_into_view_if_needed()
@@ -277,6 +288,8 @@ async def test_chinese_durations_errors_and_node_types(ui_cluster, open_page):
     detail = page.locator("dialog.job-dialog")
     await expect(detail.locator(".detail-top .muted.small")).to_contain_text(
         re.compile(r"(EmptyImage|ImagePadForOutpaint)（节点 \d+）"), timeout=LIVE)
+    await expect(detail.locator("ol.timeline li")).to_contain_text(["已排队", "已发送到 sim1", "在 sim1 上开始"])
+    await shoot(page, "job-detail-zh")
     await detail.get_by_role("button", name="关闭").click()
     await cluster.post("/api/interrupt", {"prompt_id": job["prompt_id"]})
     await expect(row.locator(".badge")).to_have_text("失败", timeout=LIVE)
@@ -399,4 +412,8 @@ async def test_worker_statistics_and_charts(ui_cluster, open_page):
     await go(page, "workers")
     await expect(page.locator("#h-worker-stats")).to_have_text("统计（最近一小时）")
     await expect(page.locator(f'#worker-stats tr[data-worker-id="{first.worker_id}"] td').nth(5)).to_contain_text("秒")
+    await shoot(page, "workers-zh")
+    await go(page, "overview")
+    await expect(page.locator("#chart-wait svg path.line")).to_have_count(1)
+    await shoot(page, "overview-zh")
     assert probe.errors == [], probe.errors
