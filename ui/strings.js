@@ -288,7 +288,7 @@ export const EN = {
   "search_none": "No job starts with “{q}”.",
   "search_hint": "Find a job by its prompt id or gateway job id (the first characters are enough)",
   "col.workflow": "Workflow",
-  "outputs_n": "{n} outputs",
+  "outputs_n": "outputs: {n}",
   "timeline": "Timeline",
   "tl.queued": "queued",
   "tl.sent": "sent to {worker}",

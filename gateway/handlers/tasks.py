@@ -121,16 +121,36 @@ class TasksHandler(BaseHandler):
                                              client_id=self.get_query_argument("client_id", None) or None,
                                              since=_query_time(self, "since"), until=_query_time(self, "until"),
                                              limit=limit, offset=offset, id_prefix=_query_prefix(self))
-        items = [self._item(row) for row in page["items"]]
+        # The page's rows come without their workflows (they can be large); one more query reads only the
+        # workflows of the jobs not in memory, to summarise them.
+        stored = [row["prompt_id"] for row in page["items"] if self.gw.jobs.get(row["prompt_id"]) is None]
+        prompts = await self.gw.store.job_prompts(stored)
+        output_types = self._output_types()
+        items = [self._item(row, prompts, output_types) for row in page["items"]]
         self.write_json({"items": items, "total": page["total"], "limit": limit, "offset": offset,
                          "generated_at": time.time()})
 
-    def _item(self, row: dict) -> dict:
+    def _output_types(self):
+        """Whether a node type is an output node, as the workers' object_info says (cached per call)."""
+        known: dict = {}
+        workers = [w for w in self.gw.registry.all() if w.object_info]
+
+        def is_output(class_type) -> bool:
+            if class_type not in known:
+                known[class_type] = any((w.object_info.get(class_type) or {}).get("output_node") for w in workers)
+            return known[class_type]
+        return is_output
+
+    def _item(self, row: dict, prompts: dict, is_output) -> dict:
         jobs = self.gw.jobs
         live = jobs.get(row["prompt_id"])
         job = live or Job.from_row(row)
         out = job.status_dict(jobs.worker_name(job), jobs.position(job) if live else None)
-        out["class_types"] = sorted({n.get("class_type") for n in job.prompt.values() if isinstance(n, dict)})
+        prompt = job.prompt if live else prompts.get(row["prompt_id"]) or {}
+        nodes = [n.get("class_type") for n in prompt.values() if isinstance(n, dict)]
+        out["class_types"] = sorted({n for n in nodes if isinstance(n, str)})
+        out["nodes"] = len(nodes)
+        out["outputs"] = sum(1 for n in nodes if isinstance(n, str) and is_output(n))
         return out
 
 

@@ -262,6 +262,14 @@ def job_stats(m, since, until=None):
     return result
 
 
+def job_prompts(m, prompt_ids):
+    """``{prompt_id: workflow}`` (the body's "prompt") of these jobs: for summaries of a listed page."""
+    if not prompt_ids:
+        return {}
+    query = m.Job.select(m.Job.prompt_id, m.Job.body).where(m.Job.prompt_id.in_(list(prompt_ids))).tuples()
+    return {prompt_id: (body or {}).get("prompt") or {} for prompt_id, body in query}
+
+
 def worker_stats(m, since, until=None, buckets=12):
     """Per worker, jobs that finished in [since, until): ``{worker_id: {done, failed, run_seconds, runs,
     per_bucket}}``; run_seconds sums finished_at - started_at of the jobs that ran (done or failed after

@@ -192,6 +192,10 @@ class Store(ClusterFacade):
         """Per-minute ``{minute, finished, failed, mean_run_seconds}``."""
         return await self._query(job_queries.job_stats, since, until)
 
+    async def job_prompts(self, prompt_ids):
+        """``{prompt_id: workflow}`` of these jobs."""
+        return await self._query(job_queries.job_prompts, prompt_ids)
+
     async def worker_stats(self, since, until=None, buckets=12):
         """Per worker ``{done, failed, run_seconds, runs, per_bucket}`` of jobs finished in the window."""
         return await self._query(job_queries.worker_stats, since, until, buckets)

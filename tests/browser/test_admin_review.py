@@ -233,10 +233,16 @@ async def test_search_by_id_prefix_from_every_page(ui_cluster, open_page):
     await search.press("Enter")
     await expect(page.locator("#job-search + .inline-error")).to_contain_text("query parameter 'q'")
 
-    # The jobs page has the same filter.
+    # The jobs page has the same filter, and a summary of each workflow (node types, outputs).
     await go(page, "jobs")
     await page.fill("#filter-q", target["prompt_id"][:5])
     await expect(page.locator(".jobs-table tbody tr")).to_have_count(1)
+    await expect(page.locator(".jobs-table tbody tr .cell-workflow")).to_have_text(
+        "EmptyImage, ImageBlur, ImageInvert, SaveImage · outputs: 1")
+    cluster.gateway.jobs.recent.clear()  # the summary of jobs read back from the store (not in memory)
+    listed = (await cluster.get("/api/tasks"))["items"]
+    assert {(tuple(j["class_types"]), j["nodes"], j["outputs"]) for j in listed} == {
+        (("EmptyImage", "ImageBlur", "ImageInvert", "SaveImage"), 4, 1)}
     assert probe.errors == [], probe.errors
 
 
@@ -398,7 +404,7 @@ async def test_worker_statistics_and_charts(ui_cluster, open_page):
     rows = page.locator("#worker-stats tbody tr")
     await expect(rows).to_have_count(2)
     for worker_id, stats in expected.items():
-        cells = page.locator(f'#worker-stats tr[data-worker-id="{worker_id}"] td')
+        cells = page.locator(f'#worker-stats tr[data-stats-worker-id="{worker_id}"] td')
         await expect(cells.nth(1)).to_have_text(f"{stats['done']:,}")
         await expect(cells.nth(2)).to_have_text(f"{stats['failed']:,}")
         await expect(cells.nth(4)).to_contain_text(" %")
@@ -411,7 +417,7 @@ async def test_worker_statistics_and_charts(ui_cluster, open_page):
     await page.select_option("#lang-select", "zh")
     await go(page, "workers")
     await expect(page.locator("#h-worker-stats")).to_have_text("统计（最近一小时）")
-    await expect(page.locator(f'#worker-stats tr[data-worker-id="{first.worker_id}"] td').nth(5)).to_contain_text("秒")
+    await expect(page.locator(f'#worker-stats tr[data-stats-worker-id="{first.worker_id}"] td').nth(5)).to_contain_text("秒")
     await shoot(page, "workers-zh")
     await go(page, "overview")
     await expect(page.locator("#chart-wait svg path.line")).to_have_count(1)

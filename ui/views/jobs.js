@@ -12,7 +12,7 @@ const STATES = ["queued", "submitted", "running", "done", "failed"];
 const RANGES = { any: null, "1h": 3600, "24h": 86400, "7d": 7 * 86400, custom: null };
 const PAGE_SIZES = [25, 50, 100, 200];
 const COLUMNS = ["col.select", "col.job", "col.state", "col.progress", "col.priority", "col.worker", "col.client", "col.created",
-  "col.wait", "col.run", "col.actions"];
+  "col.wait", "col.run", "col.workflow", "col.actions"];
 
 export function mount(container, { navigate }) {
   const filters = { states: new Set(), worker: "", client: "", q: "", range: "any", from: "", to: "", limit: 50,
@@ -139,7 +139,8 @@ export function mount(container, { navigate }) {
     const cells = {
       select: h("td.cell-select", {}, bulk.checkbox(job)),
       id: h("td.mono"), state: h("td"), progress: h("td.cell-progress"), priority: h("td.num"), worker: h("td"),
-      client: h("td.mono.cell-client"), created: h("td.nowrap"), wait: h("td.num"), run: h("td.num"), actions: h("td"),
+      client: h("td.mono.cell-client"), created: h("td.nowrap"), wait: h("td.num"), run: h("td.num"), workflow: h("td.cell-workflow"),
+      actions: h("td"),
     };
     const link = h("a", { href: `#/jobs?job=${job.prompt_id}`, title: job.prompt_id }, shortId(job.prompt_id));
     cells.id.append(link);
@@ -168,6 +169,11 @@ export function mount(container, { navigate }) {
     setText(cells.created, fmtTime(job.created_at));
     setText(cells.wait, fmtSeconds(waitSeconds(job)));
     setText(cells.run, fmtSeconds(job.run_seconds));
+    if (job.class_types) {
+      const types = job.class_types.join(", ");
+      setText(cells.workflow, `${types}${job.outputs !== undefined ? ` · ${t("outputs_n", { n: job.outputs })}` : ""}`);
+      cells.workflow.title = t("workflow_summary", { n: job.nodes ?? job.class_types.length, types });
+    }
   }
 
   function render() {

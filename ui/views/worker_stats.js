@@ -3,7 +3,7 @@
 
 import { api } from "../api.js";
 import { sparkBars } from "../charts.js";
-import { h, setChildren, fmtSeconds, fmtTime, fmtNumber, badge, showError, clearError } from "../dom.js";
+import { h, setChildren, fmtSeconds, fmtTime, fmtNumber, badge } from "../dom.js";
 import { t, onLanguage } from "../i18n.js";
 
 const COLUMNS = ["col.name", "col.done", "col.failed", "col.per_hour", "col.busy", "col.mean_run", "col.uptime",
@@ -38,18 +38,18 @@ export function mountWorkerStats(host) {
       const count = w.done_per_bucket.length;
       sparkBars(chart, w.done_per_bucket, { label: t("spark_label", { name: w.name }),
         describe: (n, i) => t("spark_bucket", { n, ago: (count - i) * bucketMinutes }) });
-      return h("tr", { dataset: { workerId: w.id } }, cells);
+      return h("tr", { dataset: { statsWorkerId: w.id } }, cells);
     }));
   }
 
   async function load() {
     try {
       answer = await api.workerStats();
-      clearError(table);
-    } catch (error) {
-      showError(table, error);
+    } catch {
+      panel.hidden = true; // the workers table above already says why the gateway cannot be read
       return;
     }
+    panel.hidden = false;
     render();
   }
 
