@@ -169,7 +169,9 @@ export function mount(container, { navigate }) {
     setText(cells.created, fmtTime(job.created_at));
     setText(cells.wait, fmtSeconds(waitSeconds(job)));
     setText(cells.run, fmtSeconds(job.run_seconds));
-    if (job.class_types) {
+    if (job.class_types && !job.class_types.length) {
+      setText(cells.workflow, "—");
+    } else if (job.class_types) {
       const types = job.class_types.join(", ");
       setText(cells.workflow, `${types}${job.outputs !== undefined ? ` · ${t("outputs_n", { n: job.outputs })}` : ""}`);
       cells.workflow.title = t("workflow_summary", { n: job.nodes ?? job.class_types.length, types });
