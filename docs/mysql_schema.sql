@@ -81,6 +81,19 @@ CREATE TABLE IF NOT EXISTS `outputs` (
   KEY `outputs_filename_subfolder_type` (`filename`, `subfolder`, `type`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- Each job's timeline: queued, sent to a worker, started, worker lost, done or failed (written by the dispatcher).
+CREATE TABLE IF NOT EXISTS `job_events` (
+  `id` INT NOT NULL AUTO_INCREMENT,
+  `prompt_id` VARCHAR(36) NOT NULL,
+  `at` DOUBLE NOT NULL,                  -- epoch seconds
+  `kind` VARCHAR(16) NOT NULL,           -- queued | sent | started | requeued | lost | priority | done | failed
+  `worker_id` INT NULL,
+  `worker` VARCHAR(255) NULL,            -- the worker's name at the time
+  `detail` VARCHAR(255) NULL,
+  PRIMARY KEY (`id`),
+  KEY `job_events_prompt_id` (`prompt_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE IF NOT EXISTS `settings` (
   `key` VARCHAR(64) NOT NULL,
   `value` TEXT NOT NULL,                 -- JSON

@@ -31,7 +31,9 @@ from .files.uploads import UploadService
 from .handlers import GatewayApplication, routes
 from .jobs.admission import Admission
 from .jobs.dispatch import Dispatcher
+from .jobs.queue_samples import QueueSamples
 from .jobs.service import JobService
+from .jobs.timeline import JobTimeline
 from .jobs.tracker import JobTracker
 from .jobs.waits import JobWaits
 from .scheduling.cost_model import CostModel
@@ -101,6 +103,8 @@ class Gateway:
         self.jobs = JobService(self.store, self.registry, self.scheduler, lambda: self.settings, self.uploads)
         self.admission = Admission(self.jobs, lambda: self.settings)
         self.waits = JobWaits(self.jobs, lambda: self.settings.max_wait_seconds)
+        self.timeline = JobTimeline(self.jobs, self.store)
+        self.queue_samples = QueueSamples(self.jobs)
         self.client_id = "comfyui-gateway"  # replaced by the stored id in start()
         self._stored_at_start: dict = {}
         self.dispatcher: Dispatcher | None = None
@@ -318,6 +322,7 @@ class Gateway:
         self.events.start(recovered)
         self.dispatcher.start()
         self.health.start()
+        self.queue_samples.start()
         self.health.check_soon()
         self.outbox.start()  # webhooks are delivered by the dispatcher only (once, whoever accepted the job)
         logger.info("dispatching (lease epoch %d, %d unfinished job(s))", epoch, len(recovered))
@@ -326,6 +331,7 @@ class Gateway:
         """No longer the dispatcher (lease lost, handed over or shutting down): stop checking and sending."""
         if self.health:
             await self.health.stop()
+            await self.queue_samples.stop()
         if self.dispatcher:
             await self.dispatcher.stop()
         if self.events:
@@ -341,6 +347,7 @@ class Gateway:
         self.waits.release_all()  # waiting requests answer now, with the jobs as they are
         await self.stop_dispatching()
         await self.jobs.flush()  # still under the lease: the last changes are written
+        await self.timeline.flush()
         await self.cluster.stop()
         if self.shared:
             await self.shared.stop()

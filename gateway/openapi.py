@@ -84,12 +84,21 @@ _ENDPOINTS = [
      ()),
     ("get", "/api/task/{prompt_id}/status", "Job status: queued, running, done or failed (wait: long poll)", "Jobs",
      None, 200, GATEWAY, (("wait", "number"),)),
+    ("get", "/api/task/{prompt_id}/timeline", "A job's timeline: queued, sent to a worker, started, worker lost, "
+     "back in the queue, done or failed, with times", "Jobs", None, 200, GATEWAY, ()),
     ("patch", "/api/task/{prompt_id}", "Change the priority of a queued job", "Jobs", "Priority", 200, GATEWAY, ()),
     ("get", "/api/task/gateway/{gateway_job_id}", "Job status by gateway_job_id", "Jobs", None, 200, GATEWAY, ()),
-    ("get", "/api/tasks", "Paged job list (state, worker, client_id, since, until, limit, offset)", "Jobs", None, 200,
-     GATEWAY, (("state", "string"), ("worker", "string"), ("client_id", "string"), ("since", "number"),
+    ("get", "/api/tasks", "Paged job list (state, worker, client_id, q: id prefix, since, until, limit, offset)",
+     "Jobs", None, 200,
+     GATEWAY, (("state", "string"), ("worker", "string"), ("client_id", "string"), ("q", "string"), ("since", "number"),
                ("until", "number"), ("limit", "integer"), ("offset", "integer"))),
+    ("get", "/api/tasks/queue", "Jobs waiting in the gateway in dispatch order, with their position", "Jobs", None,
+     200, GATEWAY, (("limit", "integer"), ("offset", "integer"))),
+    ("post", "/api/tasks/resubmit", "Submit finished jobs' workflows again as new jobs (admin)", "Jobs",
+     "Resubmit", 200, GATEWAY, ()),
     ("get", "/api/stats", "Counts and per-minute throughput of the last hour", "Gateway", None, 200, GATEWAY, ()),
+    ("get", "/api/stats/workers", "Per-worker statistics of the last hour (done, failed, jobs per hour, busy %, "
+     "mean run time, uptime, last seen)", "Gateway", None, 200, GATEWAY, ()),
     ("get", "/api/settings", "Runtime settings", "Gateway", None, 200, GATEWAY, ()),
     ("patch", "/api/settings", "Change runtime settings (admin)", "Gateway", "SettingsChange", 200, GATEWAY, ()),
     ("get", "/api/dispatch", "Whether dispatching is paused", "Gateway", None, 200, GATEWAY, ()),
@@ -105,6 +114,8 @@ _ENDPOINTS = [
 # Query parameters that need more than a type: their schema and what they mean.
 _WAIT_TEXT = ("Seconds to wait, cut to the max_wait_seconds setting (300 by default; 0 turns waiting off). ")
 _QUERY_DETAILS = {
+    ("/api/tasks", "q"): {"schema": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}$"}, "description":
+        "Only jobs whose prompt_id or gateway_job_id starts with this (case-insensitive)."},
     ("/api/prompt", "wait"): {"schema": {"type": "number", "minimum": 0}, "description": _WAIT_TEXT + (
         "The answer comes when the job ends (200: the submit answer plus state, outputs with download urls, "
         "status, meta, files, error and job, as in a history entry), or at the timeout with the current "
@@ -148,6 +159,8 @@ _SCHEMAS = {
         "enabled": {"type": "boolean"}, "draining": {"type": "boolean"}, "max_queue": {"type": "integer"},
         "auth_username": {"type": "string"}, "auth_password": {"type": "string", "writeOnly": True}}},
     "Priority": {"type": "object", "required": ["priority"], "properties": {"priority": {"type": "integer"}}},
+    "Resubmit": {"type": "object", "required": ["prompt_ids"], "properties": {
+        "prompt_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 100}}},
     "SettingsChange": {"type": "object", "description": "Runtime settings by name (see /api/settings 'editable')",
                        "additionalProperties": True},
     "Dispatch": {"type": "object", "required": ["paused"], "properties": {"paused": {"type": "boolean"}}},

@@ -2,8 +2,8 @@
 
 import { applyLanguage, language, setLanguage, t, onLanguage } from "./i18n.js";
 import { connect, on, refreshWorkers, refreshRunningJobs, state } from "./live.js";
-import { h } from "./dom.js";
-import { migrateOldToken } from "./api.js";
+import { h, setText, fmtTime, throttle, showError, clearError } from "./dom.js";
+import { api, migrateOldToken } from "./api.js";
 import * as overview from "./views/overview.js";
 import * as workers from "./views/workers.js";
 import * as jobs from "./views/jobs.js";
@@ -64,6 +64,31 @@ function start() {
   };
   on("connection", showConnection);
   onLanguage(showConnection);
+  // "updated 12:03:04" next to Live: when the page last heard from the gateway (a silent stream shows it).
+  const updated = document.getElementById("conn-updated");
+  const showUpdated = () => {
+    if (state.updatedAt) setText(updated, t("updated_at", { time: fmtTime(state.updatedAt / 1000) }));
+  };
+  on("updated", throttle(showUpdated, 1000));
+  onLanguage(showUpdated);
+
+  // Search from every page: one match opens that job, several list them on the jobs page.
+  const search = document.getElementById("job-search");
+  const searchInput = document.getElementById("job-search-input");
+  search.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const q = searchInput.value.trim();
+    if (!q) return;
+    clearError(search);
+    try {
+      const found = await api.tasks({ q, limit: 2 });
+      if (found.total === 1) navigate(`#/jobs?job=${found.items[0].prompt_id}`);
+      else if (found.total > 1) navigate(`#/jobs?q=${encodeURIComponent(q)}`);
+      else showError(search, t("search_none", { q }), { timeout: 6000 });
+    } catch (error) {
+      showError(search, error, { timeout: 8000 });
+    }
+  });
   on("resync", () => { refreshWorkers().catch(() => {}); refreshRunningJobs().catch(() => {}); });
 
   // The editor link needs no token of its own: the page's sign-in cookie (path /) reaches /comfy/ too.

@@ -94,3 +94,19 @@ export function lineChart(host, points, { cls = "line", height = 150, label, xLa
   });
   host.replaceChildren(root);
 }
+
+/** A tiny bar chart without axes (one per worker): values oldest first; the label names it for screen readers. */
+export function sparkBars(host, values, { label, width = 120, height = 26, describe = (v) => String(v) }) {
+  const yMax = Math.max(1, ...values);
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": label,
+    class: "chart spark" });
+  const slot = width / Math.max(1, values.length);
+  values.forEach((value, index) => {
+    const barHeight = Math.max(value ? 2 : 1, (value / yMax) * (height - 2));
+    const rect = svg("rect", { x: index * slot + 1, y: height - barHeight, width: Math.max(1, slot - 2),
+      height: barHeight, class: value ? "done" : "grid" });
+    rect.append(svg("title", {}, describe(value, index)));
+    root.append(rect);
+  });
+  host.replaceChildren(root);
+}

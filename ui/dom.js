@@ -65,11 +65,22 @@ export function fmtBytes(bytes) {
 
 export function fmtSeconds(seconds) {
   if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "—";
-  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
-  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
+  if (seconds < 1) return t("dur.ms", { n: Math.round(seconds * 1000) });
+  if (seconds < 60) return t("dur.s", { n: seconds.toFixed(seconds < 10 ? 1 : 0) });
   const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes} min ${String(Math.round(seconds % 60)).padStart(2, "0")} s`;
-  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+  if (minutes < 60) return t("dur.min_s", { m: minutes, s: String(Math.floor(seconds % 60)).padStart(2, "0") });
+  return t("dur.h_min", { h: Math.floor(minutes / 60), m: String(minutes % 60).padStart(2, "0") });
+}
+
+/** The gateway's clock minus the page's (seconds), learnt from answers that carry the gateway's time. */
+export const clock = { skew: 0 };
+
+/** Seconds a job waited before it started; still counting while it waits (event payloads freeze it). */
+export function waitSeconds(job) {
+  if (!job || !job.created_at) return null;
+  if (job.started_at) return Math.max(0, job.started_at - job.created_at);
+  if (["queued", "submitted"].includes(job.state)) return Math.max(0, Date.now() / 1000 + clock.skew - job.created_at);
+  return job.wait_seconds ?? null;
 }
 
 export function fmtTime(epoch) {

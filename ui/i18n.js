@@ -51,7 +51,8 @@ export function onLanguage(fn) {
   listeners.add(fn);
 }
 
-/** An API error (or any Error) in plain words: what went wrong first, the gateway's own message after. */
+/** An API error (or any Error) in plain words: what went wrong first, the gateway's own message after.
+ * In Chinese the error's type is said in Chinese and the gateway's English message follows as the original. */
 export function errorText(error) {
   if (!error) return "";
   if (typeof error === "string") return error;
@@ -68,5 +69,9 @@ export function errorText(error) {
   else if (status === 504) lead = t("err.timeout");
   else if (status >= 500) lead = t("err.server");
   else if (status === 400) lead = t("err.bad_input");
+  if (lang !== "en" && error.type && DICTS[lang][`errtype.${error.type}`]) {
+    const named = `${lead} ${DICTS[lang][`errtype.${error.type}`]}`.trim();
+    return message ? `${named}\n${t("original_message", { m: message })}` : named;
+  }
   return lead ? `${lead} ${message}`.trim() : message;
 }

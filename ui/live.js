@@ -1,10 +1,11 @@
 // The admin event stream (/api/events) with reconnect, plus the page's shared live state.
 
 import { api, eventsUrl } from "./api.js";
+import { clock } from "./dom.js";
 
 const listeners = new Map(); // kind -> Set(fn)
 
-/** Subscribe to "worker", "job", "summary", "workers" (list reloaded), "connection" and "resync". */
+/** Subscribe to "worker", "job", "summary", "workers" (list reloaded), "connection", "resync" and "updated". */
 export function on(kind, fn) {
   if (!listeners.has(kind)) listeners.set(kind, new Set());
   listeners.get(kind).add(fn);
@@ -25,7 +26,28 @@ export const state = {
   speeds: {}, // worker id -> {speed, observations}
   speedsSupported: true,
   connected: false,
+  updatedAt: null, // when the page last heard from the gateway (page clock, ms)
 };
+
+const ACTIVE = ["queued", "submitted", "running"];
+
+/** The job a worker is running, if the page still believes it is there: a worker's list of running jobs
+ * is its last report (an offline worker keeps its old one), so a job already retried elsewhere or
+ * finished is not shown on it. */
+export function runningJobOf(worker) {
+  for (const id of worker.running || []) {
+    const job = state.jobs.get(id);
+    if (!job) return worker.state === "offline" ? null : { prompt_id: id };
+    if (ACTIVE.includes(job.state) && (job.worker_id === undefined || job.worker_id === null
+      || job.worker_id === worker.id)) return job;
+  }
+  return null;
+}
+
+function touched() {
+  state.updatedAt = Date.now();
+  emit("updated", state.updatedAt);
+}
 
 const MAX_REMEMBERED_JOBS = 2000;
 
@@ -44,6 +66,7 @@ function rememberJob(job) {
 export async function refreshWorkers() {
   const list = await api.workers();
   state.workers = new Map(list.map((w) => [w.id, w]));
+  touched();
   if (state.speedsSupported) {
     try {
       const answer = await api.speeds();
@@ -59,7 +82,9 @@ export async function refreshWorkers() {
 /** Learn the running jobs so the workers table can show their progress at once. */
 export async function refreshRunningJobs() {
   const page = await api.tasks({ state: "submitted,running", limit: 500 });
+  if (page.generated_at) clock.skew = page.generated_at - Date.now() / 1000;
   for (const job of page.items) rememberJob(job);
+  touched();
   emit("jobs", state.jobs);
 }
 
@@ -88,6 +113,7 @@ function handleMessage(message) {
   let frame;
   try { frame = JSON.parse(message.data); } catch { return; }
   const { kind, data } = frame || {};
+  touched();
   if (kind === "worker" && data) {
     if (data.event === "deleted") {
       state.workers.delete(data.id);

@@ -89,7 +89,35 @@ class StatsHandler(BaseHandler):
         by_state = await self.gw.store.count_jobs_by_state()
         per_minute = await self.gw.store.job_stats(now - 3600)
         self.write_json({"now": now, "jobs_by_state": by_state, "per_minute": per_minute,
+                         "queue_samples": self.gw.queue_samples.as_list(),
                          "cluster_queue_remaining": self.gw.cluster_queue_remaining(), **self.gw.summary()})
+
+
+class WorkerStatsHandler(BaseHandler):
+    """GET /api/stats/workers: per worker over the last hour: done, failed, jobs per hour, busy %, mean run
+    time, done jobs per 5 minutes (a chart), and online since / last seen (uptime)."""
+
+    WINDOW = 3600.0
+    BUCKETS = 12
+
+    async def get(self) -> None:
+        now = time.time()
+        stats = await self.gw.store.worker_stats(now - self.WINDOW, now, self.BUCKETS)
+        items = []
+        for worker in sorted(self.gw.registry.all(), key=lambda w: w.id):
+            entry = stats.get(worker.id) or {"done": 0, "failed": 0, "run_seconds": 0.0, "runs": 0,
+                                             "per_bucket": [0] * self.BUCKETS}
+            items.append({
+                "id": worker.id, "name": worker.name, "state": worker.state,
+                "done": entry["done"], "failed": entry["failed"],
+                "jobs_per_hour": round((entry["done"] + entry["failed"]) * 3600.0 / self.WINDOW, 1),
+                "busy_percent": round(min(100.0, 100.0 * entry["run_seconds"] / self.WINDOW), 1),
+                "mean_run_seconds": round(entry["run_seconds"] / entry["runs"], 2) if entry["runs"] else None,
+                "done_per_bucket": entry["per_bucket"],
+                "online_since": worker.online_since, "last_seen": worker.last_seen,
+            })
+        self.write_json({"now": now, "window_seconds": self.WINDOW, "bucket_seconds": self.WINDOW / self.BUCKETS,
+                         "workers": items})
 
 
 class DispatchHandler(BaseHandler):
@@ -201,6 +229,7 @@ def admin_routes(ui_dir: Path) -> list:
         (r"/api/openapi.json", OpenApiHandler),
         (r"/api/settings", SettingsHandler),
         (r"/api/stats", StatsHandler),
+        (r"/api/stats/workers", WorkerStatsHandler),
         (r"/api/dispatch", DispatchHandler),
         (r"/api/cluster", ClusterHandler),
         (r"/api/events", AdminEventsHandler),

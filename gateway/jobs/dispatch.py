@@ -196,7 +196,7 @@ class Dispatcher(BackgroundLoop):
         except Exception as exc:
             raise self.jobs.not_stored(job, exc) from None
         try:
-            status, body = await self._send(job, worker)
+            status, body = await self._send(job, worker, reject=self._unaccept)
         except Exception:
             logger.exception("sending job %s failed", job.prompt_id)
             self._requeue(job, "internal error while sending")
@@ -227,8 +227,26 @@ class Dispatcher(BackgroundLoop):
                 self._worker_refused(worker, "internal error while sending")
                 self._requeue(job, "internal error while sending")
 
-    async def _send(self, job: Job, worker) -> tuple[int, Any]:
+    def _unaccept(self, job: Job, worker, body: Any) -> None:
+        """The worker rejected a job whose client is still waiting for the answer: the client gets the
+        worker's 400 and the job was never accepted, so it leaves memory and the store (no failed job
+        counts in the statistics for a request that only got an error, as in ComfyUI)."""
+        logger.info("job %s rejected by %s: not accepted", job.prompt_id, worker.name)
+        self.jobs.forget(job)
+        delete = self.jobs.store.delete_job(job.prompt_id, self.jobs.fence)
+        asyncio.ensure_future(delete).add_done_callback(
+            lambda done: done.cancelled() or not done.exception()
+            or logger.warning("rejected job %s not deleted: %s", job.prompt_id, done.exception()))
+
+    def _fail_rejected(self, job: Job, worker, body: Any) -> None:
+        """The worker rejected a job already accepted (sent in the background): it fails."""
+        self.jobs.finish(job, FAILED, {"type": "validation", "message": "the worker rejected the workflow",
+                                       "details": body})
+
+    async def _send(self, job: Job, worker, reject=None) -> tuple[int, Any]:
         """POST the job to its worker; on transport failure the job goes back to the queue.
+
+        ``reject(job, worker, body)``: what a 400 of the worker does to the job (default: it fails).
 
         The job may change while the request travels (cancelled, its worker declared lost, already
         started by the worker's own events): every outcome is applied only while this send still owns
@@ -293,8 +311,7 @@ class Dispatcher(BackgroundLoop):
             except WorkerBadAnswer:
                 body = {"error": {"type": "invalid_prompt", "message": response.body.decode(errors="replace")}}
             if owned():
-                self.jobs.finish(job, FAILED, {"type": "validation", "message": "the worker rejected the workflow",
-                                               "details": body})
+                (reject or self._fail_rejected)(job, worker, body)
             return 400, body
         message = f"worker {worker.name} answered {response.status} to POST /prompt"
         self._worker_refused(worker, message)

@@ -216,6 +216,8 @@ class Job:
         progress = self.progress.to_dict()
         if self.state == DONE:
             progress["percent"] = 100.0
+        node = self.prompt.get(progress["node"]) if progress["node"] is not None else None
+        progress["node_type"] = node.get("class_type") if isinstance(node, dict) else None
         return {
             "prompt_id": self.prompt_id, "gateway_job_id": self.gateway_job_id,
             "status": COMFY_STATUS[self.state], "state": self.state,

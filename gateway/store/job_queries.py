@@ -222,10 +222,16 @@ def _job_filters(job, state, worker_id, client_id, since, until):
 
 def list_jobs(m, state=None, worker_id=None, client_id=None, since=None,
               until=None, limit=50, offset=0, include_payload=False,
-              has_history=False):
-    """A page of jobs, newest first, and the total matching the filters."""
+              has_history=False, id_prefix=None):
+    """A page of jobs, newest first, and the total matching the filters.
+
+    ``id_prefix``: only jobs whose prompt_id or gateway_job_id starts with it (the caller allows only
+    id characters, so it holds no LIKE wildcards).
+    """
     job = m.Job
     conds = _job_filters(job, state, worker_id, client_id, since, until)
+    if id_prefix:
+        conds.append(job.prompt_id.startswith(id_prefix) | job.gateway_job_id.startswith(id_prefix))
     if has_history:
         conds.append(job.history.is_null(False))
     columns = [f for f in job._meta.sorted_fields
@@ -263,16 +269,18 @@ def job_stats(m, since, until=None):
     until = now() if until is None else until
     since = max(since, until - MAX_STATS_MINUTES * 60.0)
     job = m.Job
-    rows = (job.select(job.state, job.started_at, job.finished_at)
+    rows = (job.select(job.state, job.created_at, job.started_at, job.finished_at)
             .where((job.finished_at >= since) & (job.finished_at < until)
                    & job.state.in_(FINISHED_STATES))
             .tuples())
     first = int(math.floor(since / 60.0))
     last = int(math.floor(until / 60.0))
     buckets = {k: {"minute": k * 60.0, "finished": 0, "failed": 0,
-                   "_runs": []} for k in range(first, last + 1)}
-    for state, started_at, finished_at in rows:
+                   "_runs": [], "_waits": []} for k in range(first, last + 1)}
+    for state, created_at, started_at, finished_at in rows:
         bucket = buckets[int(math.floor(finished_at / 60.0))]
+        if started_at is not None:
+            bucket["_waits"].append(max(0.0, started_at - created_at))
         if state == "failed":
             bucket["failed"] += 1
             continue
@@ -283,9 +291,75 @@ def job_stats(m, since, until=None):
     for key in sorted(buckets):
         bucket = buckets[key]
         runs = bucket.pop("_runs")
+        waits = bucket.pop("_waits")
         bucket["mean_run_seconds"] = sum(runs) / len(runs) if runs else None
+        bucket["mean_wait_seconds"] = sum(waits) / len(waits) if waits else None
         result.append(bucket)
     return result
+
+
+def job_prompts(m, prompt_ids):
+    """``{prompt_id: workflow}`` (the body's "prompt") of these jobs: for summaries of a listed page."""
+    if not prompt_ids:
+        return {}
+    query = m.Job.select(m.Job.prompt_id, m.Job.body).where(m.Job.prompt_id.in_(list(prompt_ids))).tuples()
+    return {prompt_id: (body or {}).get("prompt") or {} for prompt_id, body in query}
+
+
+def worker_stats(m, since, until=None, buckets=12):
+    """Per worker, jobs that finished in [since, until): ``{worker_id: {done, failed, run_seconds, runs,
+    per_bucket}}``; run_seconds sums finished_at - started_at of the jobs that ran (done or failed after
+    starting), per_bucket counts done jobs in ``buckets`` equal slices of the window (oldest first)."""
+    until = now() if until is None else until
+    since = max(since, until - MAX_STATS_MINUTES * 60.0)
+    width = (until - since) / buckets
+    job = m.Job
+    rows = (job.select(job.worker_id, job.state, job.started_at, job.finished_at)
+            .where((job.finished_at >= since) & (job.finished_at < until) & job.state.in_(FINISHED_STATES)
+                   & job.worker_id.is_null(False))
+            .tuples())
+    out = {}
+    for worker_id, state, started_at, finished_at in rows:
+        entry = out.setdefault(worker_id, {"done": 0, "failed": 0, "run_seconds": 0.0, "runs": 0,
+                                           "per_bucket": [0] * buckets})
+        entry["done" if state == "done" else "failed"] += 1
+        if started_at is not None:
+            entry["run_seconds"] += max(0.0, finished_at - started_at)
+            entry["runs"] += 1
+        if state == "done":
+            entry["per_bucket"][min(buckets - 1, int((finished_at - since) // width))] += 1
+    return out
+
+
+def delete_job(m, prompt_id, fence=None):
+    """Delete a job that was never accepted (and its outputs); True when it existed.
+
+    ``fence``: only while that dispatcher epoch holds the lease (see update_job), FencedError else.
+    """
+    if fence is not None and not cluster_queries.lease_holds(m, fence):
+        raise FencedError("dispatcher epoch %s no longer holds the lease" % fence)
+    with m.Job._meta.database.atomic():
+        m.Output.delete().where(m.Output.prompt_id == prompt_id).execute()
+        m.JobEvent.delete().where(m.JobEvent.prompt_id == prompt_id).execute()
+        return m.Job.delete().where(m.Job.prompt_id == prompt_id).execute() > 0
+
+
+def add_job_events(m, rows, fence=None):
+    """Append timeline steps ({prompt_id, at, kind, worker_id, worker, detail}); ``fence``: see delete_job."""
+    if fence is not None and not cluster_queries.lease_holds(m, fence):
+        raise FencedError("dispatcher epoch %s no longer holds the lease" % fence)
+    rows = [check_fields(m.JobEvent, row) for row in rows]
+    with m.JobEvent._meta.database.atomic():
+        m.JobEvent.insert_many(rows).execute()
+    return len(rows)
+
+
+def job_events(m, prompt_id, limit=200):
+    """A job's timeline, oldest step first."""
+    event = m.JobEvent
+    query = (event.select(event.at, event.kind, event.worker_id, event.worker, event.detail)
+             .where(event.prompt_id == prompt_id).order_by(event.at, event.id).limit(limit))
+    return list(query.dicts())
 
 
 def prune_jobs(m, keep_last):
@@ -299,5 +373,7 @@ def prune_jobs(m, keep_last):
     doomed = finished & (job.seq <= cutoff)
     with job._meta.database.atomic():
         out.delete().where(out.prompt_id.in_(
+            job.select(job.prompt_id).where(doomed))).execute()
+        m.JobEvent.delete().where(m.JobEvent.prompt_id.in_(
             job.select(job.prompt_id).where(doomed))).execute()
         return job.delete().where(doomed).execute()

@@ -153,6 +153,21 @@ class Output(BaseModel):
         indexes = ((("filename", "subfolder", "type"), False),)
 
 
+class JobEvent(BaseModel):
+    """One step of a job's life (queued, sent to a worker, started, worker lost, done, failed): its timeline."""
+
+    id = AutoField()
+    prompt_id = CharField(max_length=36, index=True)
+    at = DoubleField()
+    kind = CharField(max_length=16)
+    worker_id = IntegerField(null=True)
+    worker = CharField(max_length=255, null=True)  # the worker's name then (it may be renamed or deleted later)
+    detail = CharField(max_length=255, null=True)
+
+    class Meta:
+        table_name = "job_events"
+
+
 class Setting(BaseModel):
     key = CharField(max_length=64, primary_key=True)
     value = JSONTextField()
@@ -270,7 +285,7 @@ class EditorFile(BaseModel):
         indexes = ((("user", "path"), True),)
 
 
-MODELS = (Worker, Job, Upload, Output, Setting, Lease, Instance, Counter, WorkerStatus, ObjectInfo, UploadBlob,
+MODELS = (Worker, Job, Upload, Output, JobEvent, Setting, Lease, Instance, Counter, WorkerStatus, ObjectInfo, UploadBlob,
           WebhookDelivery, EditorFile)
 
 

@@ -209,6 +209,18 @@ class Store(ClusterFacade):
         """
         return self._query(job_queries.update_job, prompt_id, fields, fence)
 
+    async def delete_job(self, prompt_id, fence=None):
+        """Delete a job that was never accepted; True when it existed. ``fence``: see job_queries.delete_job."""
+        return await self._query(job_queries.delete_job, prompt_id, fence)
+
+    async def add_job_events(self, rows, fence=None):
+        """Append steps to jobs' timelines; ``fence``: see job_queries.add_job_events."""
+        return await self._query(job_queries.add_job_events, rows, fence)
+
+    async def job_events(self, prompt_id, limit=200):
+        """A job's timeline, oldest first."""
+        return await self._query(job_queries.job_events, prompt_id, limit)
+
     async def get_job(self, prompt_id):
         """One job dict (with body/history), or None."""
         return await self._query(job_queries.get_job, prompt_id)
@@ -228,13 +240,13 @@ class Store(ClusterFacade):
 
     async def list_jobs(self, state=None, worker_id=None, client_id=None,
                         since=None, until=None, limit=50, offset=0,
-                        include_payload=False, has_history=False):
-        """``{"items", "total"}`` newest first; state may be a list."""
+                        include_payload=False, has_history=False, id_prefix=None):
+        """``{"items", "total"}`` newest first; state may be a list; id_prefix: see job_queries.list_jobs."""
         return await self._query(
             job_queries.list_jobs, state=state, worker_id=worker_id,
             client_id=client_id, since=since, until=until, limit=limit,
             offset=offset, include_payload=include_payload,
-            has_history=has_history)
+            has_history=has_history, id_prefix=id_prefix)
 
     async def count_jobs_by_state(self):
         """``{state: count}`` for all five states."""
@@ -243,6 +255,14 @@ class Store(ClusterFacade):
     async def job_stats(self, since, until=None):
         """Per-minute ``{minute, finished, failed, mean_run_seconds}``."""
         return await self._query(job_queries.job_stats, since, until)
+
+    async def job_prompts(self, prompt_ids):
+        """``{prompt_id: workflow}`` of these jobs."""
+        return await self._query(job_queries.job_prompts, prompt_ids)
+
+    async def worker_stats(self, since, until=None, buckets=12):
+        """Per worker ``{done, failed, run_seconds, runs, per_bucket}`` of jobs finished in the window."""
+        return await self._query(job_queries.worker_stats, since, until, buckets)
 
     async def prune_jobs(self, keep_last):
         """Delete finished jobs beyond the newest ``keep_last``; count."""

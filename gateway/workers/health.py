@@ -173,6 +173,8 @@ class HealthChecker(BackgroundLoop):
         if was != "online" or worker.object_info is None:
             await self.refresh_object_info(worker)
         worker.status = "online"
+        if was != "online" or worker.online_since is None:
+            worker.online_since = worker.last_seen
         await self._on_queue(worker, result.queue or {}, result.started)
         if was != "online":
             logger.info("worker %s is online (%.1f ms)", worker.name, worker.latency_ms)
@@ -186,6 +188,7 @@ class HealthChecker(BackgroundLoop):
         worker.last_check = time.time()
         if worker.status != "offline" and worker.failures >= self._offline_after():
             worker.status = "offline"
+            worker.online_since = None
             logger.warning("worker %s is offline: %s", worker.name, result.error)
             self._registry.notify(worker, "offline")
             await self._on_lost(worker)

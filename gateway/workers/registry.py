@@ -47,6 +47,7 @@ class Worker:
     latency_ms: float | None = None
     last_check: float | None = None
     last_seen: float | None = None
+    online_since: float | None = None  # when its health checks last turned it online (uptime as the gateway sees it)
     object_info: dict | None = None
     capabilities: Capabilities | None = None
     monitor_connected: bool = False
@@ -89,7 +90,7 @@ class Worker:
             "vram_total": vram_total, "vram_free": vram_free,
             "vram_used": (vram_total - vram_free) if vram_total is not None and vram_free is not None else None,
             "last_error": self.last_error, "latency_ms": self.latency_ms,
-            "last_check": self.last_check, "last_seen": self.last_seen,
+            "last_check": self.last_check, "last_seen": self.last_seen, "online_since": self.online_since,
             "node_types": len(self.capabilities.node_types) if self.capabilities else None,
             "monitor_connected": self.monitor_connected, "created_at": self.created_at,
             "comfyui_version": self.system.get("comfyui_version"),

@@ -121,7 +121,7 @@ async def test_operator_session(ui_cluster, open_page):
     detail = page.locator("dialog.job-dialog")
     await detail.get_by_label("New priority").fill("7")
     await detail.get_by_role("button", name="Set").click()
-    await expect(page.locator(f'tr[data-prompt-id="{keep["prompt_id"]}"] td').nth(3)).to_have_text("7")
+    await expect(page.locator(f'tr[data-prompt-id="{keep["prompt_id"]}"] td').nth(4)).to_have_text("7")
     status = await cluster.get(f"/api/task/{keep['prompt_id']}/status")
     assert status["priority"] == 7
     await detail.get_by_role("button", name="Close").click()

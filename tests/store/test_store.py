@@ -175,13 +175,13 @@ async def test_job_stats_per_minute(store):
             (7, "running", t + 10, None)]
     for n, state, started, finished in rows:
         await store.insert_job(job(n, state=state, started_at=started,
-                                   finished_at=finished))
+                                   finished_at=finished, created_at=t))
     stats = await store.job_stats(t, until=t + 180)
     assert [b["minute"] for b in stats] == [t, t + 60, t + 120, t + 180]
     assert stats[0] == {"minute": t, "finished": 2, "failed": 0,
-                        "mean_run_seconds": 5.0}
+                        "mean_run_seconds": 5.0, "mean_wait_seconds": 7.5}
     assert stats[1] == {"minute": t + 60, "finished": 1, "failed": 1,
-                        "mean_run_seconds": None}
+                        "mean_run_seconds": None, "mean_wait_seconds": 60.0}
     assert stats[2]["finished"] == stats[2]["failed"] == 0
     last_hour = await store.job_stats(t, until=t + 3599)
     assert len(last_hour) == 60 and sum(b["finished"] for b in last_hour) == 4
@@ -328,3 +328,65 @@ async def test_memory_store_and_bad_kind():
         await Store("sqlite").open()
     with pytest.raises(StoreClosedError):
         await Store("memory").list_workers()
+
+
+async def test_list_jobs_by_id_prefix(store):
+    for n in (1, 12, 13, 120):
+        await store.insert_job(job(n))
+    ids = lambda page: sorted(j["prompt_id"] for j in page["items"])  # noqa: E731
+    assert ids(await store.list_jobs(id_prefix="p-01")) == ["p-012", "p-013"]
+    assert ids(await store.list_jobs(id_prefix="g-12")) == ["p-120"]
+    assert (await store.list_jobs(id_prefix="p-0", state="done"))["total"] == 0
+    assert (await store.list_jobs(id_prefix="x"))["total"] == 0
+
+
+async def test_delete_job_is_fenced(store):
+    from gateway.store import FencedError
+
+    await store.insert_job(job(1))
+    await store.insert_job(job(2))
+    await store.add_outputs("p-001", 1, [{"type": "output", "subfolder": "", "filename": "gone.png"}])
+    assert await store.delete_job("p-001")
+    assert await store.get_job("p-001") is None
+    assert await store.find_output("gone.png", "", "output") is None
+    assert not await store.delete_job("p-001")
+    lease = await store.acquire_lease("a", "A", 30)
+    assert await store.delete_job("p-002", fence=lease["epoch"])
+    await store.insert_job(job(3))
+    with pytest.raises(FencedError):
+        await store.delete_job("p-003", fence=lease["epoch"] + 1)
+    assert await store.get_job("p-003") is not None
+
+
+async def test_job_events_timeline_fenced_and_pruned(store):
+    from gateway.store import FencedError
+
+    await store.insert_job(job(1, state="done"))
+    await store.insert_job(job(2, state="done"))
+    steps = [{"prompt_id": "p-001", "at": 10.0 + i, "kind": kind, "worker_id": 3 if i else None,
+              "worker": "gpu-ü" if i else None, "detail": None} for i, kind in enumerate(("queued", "sent", "done"))]
+    lease = await store.acquire_lease("a", "A", 30)
+    assert await store.add_job_events(list(reversed(steps)), fence=lease["epoch"]) == 3
+    got = await store.job_events("p-001")
+    assert [s["kind"] for s in got] == ["queued", "sent", "done"]
+    assert got[1]["worker"] == "gpu-ü" and got[1]["worker_id"] == 3
+    with pytest.raises(FencedError):
+        await store.add_job_events([{**steps[0], "prompt_id": "p-002"}], fence=lease["epoch"] + 1)
+    assert await store.job_events("p-002") == []
+    assert await store.prune_jobs(0) == 2
+    assert await store.job_events("p-001") == []
+
+
+async def test_worker_stats_per_worker(store):
+    t = 60.0 * 30_000_000
+    rows = [(1, 1, "done", t + 10, t + 20), (2, 1, "done", t + 100, t + 130), (3, 1, "failed", t + 200, t + 210),
+            (4, 2, "failed", None, t + 300), (5, 2, "done", t - 500, t - 400), (6, None, "failed", None, t + 5),
+            (7, 2, "running", t + 10, None)]
+    for n, worker, state, started, finished in rows:
+        await store.insert_job(job(n, worker_id=worker, state=state, started_at=started, finished_at=finished,
+                                   created_at=t))
+    stats = await store.worker_stats(t, until=t + 3600, buckets=12)
+    assert set(stats) == {1, 2}
+    assert stats[1] == {"done": 2, "failed": 1, "run_seconds": 50.0, "runs": 3,
+                        "per_bucket": [2] + [0] * 11}
+    assert stats[2] == {"done": 0, "failed": 1, "run_seconds": 0.0, "runs": 0, "per_bucket": [0] * 12}

@@ -2,7 +2,7 @@
 
 import { api, withToken } from "../api.js";
 import { h, setChildren, setText, fmtTime, fmtSeconds, progressBar, setProgress, badge, busy, confirmDialog,
-  showError } from "../dom.js";
+  showError, waitSeconds, throttle } from "../dom.js";
 import { t } from "../i18n.js";
 import { on, upsertJob } from "../live.js";
 import { showOutputs } from "./outputs.js";
@@ -57,7 +57,37 @@ export function nodesNote(job) {
   if (!p.nodes_total) return "";
   const text = t("nodes_done", { done: p.nodes_done || 0, total: p.nodes_total });
   if (job.state !== "running" || p.node === null || p.node === undefined) return text;
-  return `${text} · ${t("node_step", { node: p.node, value: p.value || 0, max: p.max || 0 })}`;
+  return `${text} · ${t("node_step", { type: p.node_type || t("node"), node: p.node, value: p.value || 0,
+    max: p.max || 0 })}`;
+}
+
+/** One timeline step in words: "sent to gpu-2", "worker gpu-1 lost", "retried · sent to gpu-3"... */
+function stepText(step, previous) {
+  const worker = step.worker || (step.worker_id !== null && step.worker_id !== undefined ? `#${step.worker_id}` : "—");
+  switch (step.kind) {
+    case "sent": {
+      const text = t("tl.sent", { worker });
+      return previous && ["lost", "requeued"].includes(previous.kind) ? `${t("tl.retried")} · ${text}` : text;
+    }
+    case "started": return t("tl.started", { worker });
+    case "lost": return t("tl.lost", { worker });
+    case "requeued": return t("tl.requeued", { worker });
+    case "priority": return t("tl.priority", { n: step.detail });
+    case "done": return t("tl.done");
+    case "failed": {
+      const type = (step.detail || "").split(":")[0];
+      if (type === "cancelled") return t("tl.cancelled");
+      return t("tl.failed", { error: t(`errtype.${type}`, {}, step.detail || "") });
+    }
+    default: return t("tl.queued");
+  }
+}
+
+/** The job's timeline as a list of "time — step" lines. */
+function renderTimeline(host, steps) {
+  setChildren(host, steps.map((step, i) => h("li", { dataset: { kind: step.kind } },
+    h("time.mono", { datetime: new Date(step.at * 1000).toISOString() }, fmtTime(step.at)), " ",
+    h("span", { title: step.detail || "" }, stepText(step, steps[i - 1])))));
 }
 
 function errorBlock(error) {
@@ -114,8 +144,10 @@ async function load(promptId, body, setUnsubscribe) {
     h("dt", {}, t("finished")), (timing.finished = h("dd")),
     h("dt", {}, t("col.wait")), (timing.wait = h("dd")),
     h("dt", {}, t("col.run")), (timing.run = h("dd")));
+  const timeline = h("ol.timeline");
   setChildren(body, h("div.detail-top", {}, dl,
-    h("div", {}, h("h3", {}, t("progress")), bar, progressNote, actionsHost, errorHost)),
+    h("div", {}, h("h3", {}, t("progress")), bar, progressNote, actionsHost, errorHost,
+      h("h3", {}, t("timeline")), timeline)),
   h("h3", {}, t("outputs")), outputs,
   h("p.small", {}, h("a.link", { href: withToken(`/api/task/${promptId}/status`), target: "_blank" }, t("raw_status")), " · ",
     h("a.link", { href: withToken(`/api/history/${promptId}`), target: "_blank" }, t("raw_history"))));
@@ -124,14 +156,14 @@ async function load(promptId, body, setUnsubscribe) {
   function render(current) {
     job = current;
     setChildren(stateCell, badge(job.state), job.queue_position !== null && job.queue_position !== undefined
-      ? h("span.muted", {}, ` ${t("position_n", { n: job.queue_position + 1 })}` ) : null);
+      ? h("span.muted", {}, ` ${t("position_n", { n: job.queue_position })}`) : null); // already 1-based
     setText(workerCell, job.worker || "—");
     setText(timing.priority, job.priority);
     setText(timing.attempts, job.attempts);
     setText(timing.created, fmtTime(job.created_at));
     setText(timing.started, fmtTime(job.started_at));
     setText(timing.finished, fmtTime(job.finished_at));
-    setText(timing.wait, fmtSeconds(job.wait_seconds));
+    setText(timing.wait, fmtSeconds(waitSeconds(job)));
     setText(timing.run, fmtSeconds(job.run_seconds));
     const p = job.progress || {};
     setProgress(bar, p.percent || 0, job.state);
@@ -144,8 +176,14 @@ async function load(promptId, body, setUnsubscribe) {
       else setChildren(outputs, h("span.muted", {}, job.state === "failed" ? t("no_outputs") : t("outputs_later")));
     }
   }
+  const loadTimeline = throttle(() => api.timeline(promptId).then((answer) => renderTimeline(timeline, answer.steps))
+    .catch((error) => showError(timeline, error)), 500);
   render(job);
+  loadTimeline();
   setUnsubscribe(on("job", (data) => {
-    if (data.job && data.job.prompt_id === promptId) render({ ...job, ...data.job });
+    if (data.job && data.job.prompt_id === promptId) {
+      render({ ...job, ...data.job });
+      if (data.event !== "progress") loadTimeline();
+    }
   }));
 }

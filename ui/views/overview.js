@@ -5,10 +5,12 @@ import { stackedBars, lineChart } from "../charts.js";
 import { h, setText, setChildren, fmtSeconds, fmtNumber, progressBar, setProgress, badge, busy, throttle,
   shortId, showError, clearError } from "../dom.js";
 import { t, onLanguage } from "../i18n.js";
-import { state, on } from "../live.js";
+import { state, on, runningJobOf } from "../live.js";
 import { mountInstances } from "./instances.js";
+import { mountQueuePanel } from "./queue_panel.js";
 
 const ACTIVE = ["queued", "submitted", "running"];
+const ACTIVE_SHOWN = 8;
 
 export function mount(container, { navigate }) {
   const cards = {};
@@ -27,6 +29,8 @@ export function mount(container, { navigate }) {
     h("div.card-sub", {}, pauseButton));
   const perMinute = h("div.chart-host#chart-per-minute");
   const runTime = h("div.chart-host#chart-run-time");
+  const queueChart = h("div.chart-host#chart-queue");
+  const waitChart = h("div.chart-host#chart-wait");
   const workersGrid = h("div.tiles", { role: "list" });
   const runningList = h("ul.running-list");
   const el = h("div.view-overview",
@@ -42,6 +46,11 @@ export function mount(container, { navigate }) {
       h("section.panel", { "aria-labelledby": "h-run-time" },
         h("div.panel-head", {}, h("h2#h-run-time", { "data-i18n": "chart_run_time" })), runTime)),
     h("div.grid-2", {},
+      h("section.panel", { "aria-labelledby": "h-queue-chart" },
+        h("div.panel-head", {}, h("h2#h-queue-chart", { "data-i18n": "chart_queue" })), queueChart),
+      h("section.panel", { "aria-labelledby": "h-wait-chart" },
+        h("div.panel-head", {}, h("h2#h-wait-chart", { "data-i18n": "chart_wait" })), waitChart)),
+    h("div.grid-2", {},
       h("section.panel", { "aria-labelledby": "h-tiles" },
         h("div.panel-head", {}, h("h2#h-tiles", { "data-i18n": "nav.workers" }),
           h("a.link", { href: "#/workers", "data-i18n": "manage_workers" })),
@@ -51,6 +60,7 @@ export function mount(container, { navigate }) {
           h("a.link", { href: "#/jobs", "data-i18n": "all_jobs" })),
         runningList)));
   container.append(el);
+  const queuePanel = mountQueuePanel(el);
   const instances = mountInstances(el);
 
   let stats = null;
@@ -105,6 +115,19 @@ export function mount(container, { navigate }) {
       label: t("chart_run_time"), xLabels, yFormat: (v) => (v === 0 ? "0" : v >= 10 ? `${Math.round(v)}s` : `${v.toFixed(1)}s`),
       describe: (p) => `${minuteLabel(p.label)}: ${p.value === null ? "—" : fmtSeconds(p.value)}`,
     });
+    const seconds = (v) => (v === 0 ? "0" : v >= 10 ? `${Math.round(v)}s` : `${v.toFixed(1)}s`);
+    lineChart(waitChart, buckets.map((b) => ({ label: b.minute, value: b.mean_wait_seconds ?? null })), {
+      label: t("chart_wait"), xLabels, yFormat: seconds,
+      describe: (p) => `${minuteLabel(p.label)}: ${p.value === null ? "—" : fmtSeconds(p.value)}`,
+    });
+    // Samples every 10 s since the gateway started (at most an hour): the axis says how far back they go.
+    const samples = stats.queue_samples || [];
+    const span = samples.length > 1 ? Math.max(1, Math.round((samples.at(-1).at - samples[0].at) / 60)) : 0;
+    lineChart(queueChart, samples.map((q) => ({ label: q.at, value: q.queued })), {
+      label: t("chart_queue"), xLabels: [[0, t("minutes_ago", { n: span })], [1, t("now")]],
+      yFormat: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)),
+      describe: (p) => `${minuteLabel(p.label)}: ${t("waiting_in_gateway", { n: p.value })}`,
+    });
   }
 
   const tiles = new Map();
@@ -135,7 +158,7 @@ export function mount(container, { navigate }) {
       tile.el.dataset.state = worker.state;
       setText(tile.name, worker.name || worker.url);
       tile.el.title = `${worker.name} — ${t(`state.${worker.state}`)}${worker.last_error ? `\n${worker.last_error}` : ""}`;
-      const job = worker.running && worker.running.length ? state.jobs.get(worker.running[0]) : null;
+      const job = runningJobOf(worker);
       setText(tile.meta, `${t(`state.${worker.state}`)} · ${t("queue_n", { n: worker.queue_remaining })}`);
       tile.bar.hidden = !job;
       if (job) setProgress(tile.bar, job.progress ? job.progress.percent : 0);
@@ -145,18 +168,34 @@ export function mount(container, { navigate }) {
     }
   }
 
+  // The list comes from the API (all active jobs, counted by the store), live progress from the stream.
+  let activePage = { items: [], total: 0 };
   function renderRunning() {
-    const active = [...state.jobs.values()].filter((j) => ACTIVE.includes(j.state));
+    const active = activePage.items.map((job) => {
+      const live = state.jobs.get(job.prompt_id);
+      return live && ACTIVE.includes(live.state) ? { ...job, ...live } : job;
+    });
     active.sort((a, b) => (a.state === "running" ? -1 : 0) - (b.state === "running" ? -1 : 0) || a.created_at - b.created_at);
     if (!active.length) {
       setChildren(runningList, h("li.empty", {}, t("no_active_jobs")));
       return;
     }
-    setChildren(runningList, active.slice(0, 8).map((job) => h("li", {},
+    setChildren(runningList, active.map((job) => h("li", { dataset: { promptId: job.prompt_id } },
       h("a.mono", { href: `#/jobs?job=${job.prompt_id}` }, shortId(job.prompt_id)),
       badge(job.state), h("span.muted", {}, job.worker || "—"),
       progressBar(job.progress ? job.progress.percent : 0))),
-    active.length > 8 ? h("li.muted", {}, t("and_more", { n: active.length - 8 })) : null);
+    activePage.total > active.length ? h("li.muted", {}, t("and_more", { n: fmtNumber(activePage.total - active.length) })) : null);
+  }
+
+  async function loadActive() {
+    try {
+      // Running jobs first (they show progress), then the oldest waiting ones fill the list.
+      const [running, waiting] = await Promise.all([api.tasks({ state: "running", limit: ACTIVE_SHOWN }),
+        api.tasks({ state: "queued,submitted", limit: ACTIVE_SHOWN })]);
+      const items = [...running.items, ...waiting.items].slice(0, ACTIVE_SHOWN);
+      activePage = { items, total: running.total + waiting.total };
+    } catch { return; /* the stats error says why */ }
+    renderRunning();
   }
 
   async function loadStats() {
@@ -186,17 +225,18 @@ export function mount(container, { navigate }) {
   const statsSoon = throttle(() => { if (visible) loadStats(); }, 1500);
   const tilesSoon = throttle(() => { if (visible) { renderTiles(); renderCounts(); } }, 250);
   const runningSoon = throttle(() => { if (visible) { renderRunning(); renderTiles(); } }, 250);
+  const activeSoon = throttle(() => { if (visible) loadActive(); }, 1000);
   on("worker", tilesSoon);
   on("workers", tilesSoon);
   on("jobs", runningSoon);
   on("job", (data) => {
     runningSoon();
-    if (data.event !== "progress") statsSoon();
+    if (data.event !== "progress") { statsSoon(); activeSoon(); }
   });
   on("summary", (summary) => {
     if (summary && typeof summary.paused === "boolean") { paused = summary.paused; renderDispatch(); }
   });
-  on("resync", () => { if (visible) { loadStats(); loadDispatch(); } });
+  on("resync", () => { if (visible) { loadStats(); loadDispatch(); loadActive(); } });
   onLanguage(() => { renderCounts(); renderDispatch(); renderCharts(); renderTiles(); renderRunning(); });
   let resizeTimer = null;
   window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(renderCharts, 150); });
@@ -210,13 +250,16 @@ export function mount(container, { navigate }) {
       renderCounts();
       loadStats();
       loadDispatch();
+      loadActive();
       instances.show();
-      timer = setInterval(() => { loadStats(); loadDispatch(); }, 10000);
+      queuePanel.show();
+      timer = setInterval(() => { loadStats(); loadDispatch(); loadActive(); }, 10000);
     },
     hide() {
       visible = false;
       clearInterval(timer);
       instances.hide();
+      queuePanel.hide();
     },
   };
 }

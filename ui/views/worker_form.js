@@ -1,7 +1,7 @@
 // The add/edit worker dialog: fields, per-worker auth (password shown only as "set"), test before saving.
 
 import { api } from "../api.js";
-import { h, setChildren, showError, clearError, busy } from "../dom.js";
+import { h, setChildren, showError, clearError, busy, confirmDialog } from "../dom.js";
 import { t } from "../i18n.js";
 import { fmtBytes, fmtNumber } from "../dom.js";
 
@@ -50,6 +50,7 @@ export function openWorkerDialog(worker, onSaved) {
   const report = h("div.form-report", { role: "status", "aria-live": "polite" });
   const formError = h("div.form-error-anchor");
   const testButton = h("button.btn", { type: "button" }, t("test_connection"));
+  let lastTest = null; // {url, ok} of the last connection test in this dialog
   const cancelButton = h("button.btn", { type: "button" }, t("cancel_action"));
   const saveButton = h("button.btn.primary", { type: "submit" }, editing ? t("save") : t("add_worker"));
   const form = h("form.form", { method: "dialog", novalidate: true },
@@ -142,6 +143,7 @@ export function openWorkerDialog(worker, onSaved) {
       try {
         const answer = unchanged ? await api.testWorker(worker.id)
           : await api.probeUrl({ url, auth_username: user || null, auth_password: password || null });
+        lastTest = { url, ok: Boolean(answer.ok) };
         setChildren(report, h("div.test-report", { dataset: { ok: String(answer.ok) } }, reportBody(answer)));
       } catch (error) {
         setChildren(report);
@@ -150,12 +152,16 @@ export function openWorkerDialog(worker, onSaved) {
     }, formError);
   });
 
-  form.addEventListener("submit", (event) => {
+  form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors();
     if (!validate()) return;
     const changes = body();
     if (editing && !Object.keys(changes).length) { close(); return; }
+    // A worker that just failed its test would be saved to stay offline: say so and let the user choose.
+    const url = inputs.url.value.trim();
+    if (lastTest && !lastTest.ok && lastTest.url === url
+      && !(await confirmDialog(t("confirm_save_failed_test", { url }), t("save_anyway")))) return;
     busy(saveButton, async () => {
       try {
         const saved = editing ? await api.updateWorker(worker.id, changes) : await api.addWorker(changes);

@@ -4,16 +4,19 @@ import { api } from "../api.js";
 import { h, setText, setChildren, fmtBytes, fmtNumber, progressBar, setProgress, badge, busy, throttle,
   shortId, confirmDialog, showError } from "../dom.js";
 import { t, onLanguage } from "../i18n.js";
-import { state, on, refreshWorkers, refreshRunningJobs, upsertWorker, removeWorker } from "../live.js";
+import { state, on, refreshWorkers, refreshRunningJobs, upsertWorker, removeWorker, runningJobOf } from "../live.js";
 import { openWorkerDialog, reportBody } from "./worker_form.js";
+import { mountWorkerStats } from "./worker_stats.js";
+
+const WORKER_COLUMNS = ["col.state", "col.name", "col.url", "col.queue", "col.running", "col.vram", "col.speed",
+  "col.last_error", "col.actions"];
 
 export function mount(container) {
   const addButton = h("button.btn.primary#add-worker", { type: "button", "data-i18n": "add_worker" });
   const count = h("span.muted.count");
   const tbody = h("tbody");
   const table = h("table.table.workers-table", { "aria-labelledby": "h-workers" },
-    h("thead", {}, h("tr", {}, ["col.state", "col.name", "col.url", "col.queue", "col.running", "col.vram",
-      "col.speed", "col.last_error", "col.actions"].map((key) => h("th", { scope: "col", "data-i18n": key })))),
+    h("thead", {}, h("tr", {}, WORKER_COLUMNS.map((key) => h("th", { scope: "col", "data-i18n": key })))),
     tbody);
   const empty = h("div.empty-state", { hidden: true },
     h("p", { "data-i18n": "no_workers_long" }));
@@ -23,6 +26,7 @@ export function mount(container) {
     topError,
     h("div.table-wrap", {}, table), empty);
   container.append(el);
+  const stats = mountWorkerStats(el);
 
   const rows = new Map(); // id -> {tr, cells..., key}
   let visible = false;
@@ -49,13 +53,14 @@ export function mount(container) {
       remove: actionButton("delete", (b) => removeOne(id, b), ".danger-text"),
     };
     cells.actions.append(h("div.actions", {}, Object.values(buttons)));
+    WORKER_COLUMNS.forEach((key, i) => { Object.values(cells)[i].dataset.label = t(key); }); // phone cards
     const tr = h("tr", { dataset: { workerId: id } }, Object.values(cells));
     const report = h("tr.report-row", { hidden: true }, h("td", { colspan: "9" }));
     return { tr, report, cells, buttons, key: "" };
   }
 
   function renderRow(row, worker) {
-    const job = worker.running && worker.running.length ? state.jobs.get(worker.running[0]) : null;
+    const job = runningJobOf(worker);
     const speed = state.speeds[worker.id] || state.speeds[String(worker.id)];
     const key = JSON.stringify([worker, job && [job.prompt_id, job.progress && job.progress.percent], speed]);
     if (key === row.key) return;
@@ -69,10 +74,10 @@ export function mount(container) {
     setText(cells.url, worker.url);
     cells.url.title = worker.url;
     setText(cells.queue, `${worker.queue_remaining ?? 0} / ${worker.max_queue}`);
-    if (worker.running && worker.running.length) {
-      const id = worker.running[0];
+    if (job) {
+      const id = job.prompt_id;
       setChildren(cells.running, h("a.mono", { href: `#/jobs?job=${id}` }, shortId(id)),
-        progressBar(job && job.progress ? job.progress.percent : 0, t("progress_of", { id: shortId(id) })));
+        progressBar(job.progress ? job.progress.percent : 0, t("progress_of", { id: shortId(id) })));
     } else {
       setChildren(cells.running, h("span.muted", {}, t("idle")));
     }
@@ -191,11 +196,13 @@ export function mount(container) {
       render();
       reload();
       poll = setInterval(reload, 15000);
+      stats.show();
       if (params.get("add")) openWorkerDialog(null, afterSave);
     },
     hide() {
       visible = false;
       clearInterval(poll);
+      stats.hide();
     },
   };
 }
