@@ -140,8 +140,8 @@ class Gateway:
     def cluster_queue_remaining(self) -> int:
         """Jobs in the whole cluster: the gateway's active jobs plus jobs that workers got from elsewhere."""
         total = len(self.jobs.active)
-        for worker in self.registry.all():
-            if worker.status == "online":
+        for worker in self.registry.snapshot():
+            if worker.queue_remaining and worker.status == "online":  # most workers report only our jobs
                 ours = sum(1 for j in self.jobs.active_on(worker.id) if j.submitted_at is not None)
                 total += max(0, worker.queue_remaining - ours)
         return total

@@ -80,11 +80,10 @@ class Dispatcher(BackgroundLoop):
 
     def has_room(self, worker, now: float | None = None) -> bool:
         """``scheduler.has_room(worker_state(worker))`` without building the state (no costs, no speed)."""
-        now = now or time.time()
-        if worker.state != "online" or self._cooldown.get(worker.id, 0) > now:
-            return False
         capacity = max(1, worker.max_queue)
         if worker.queue_remaining + worker.sent_since_report >= capacity:
+            return False  # the common case with a deep queue, and the cheapest test: first
+        if worker.state != "online" or self._cooldown.get(worker.id, 0) > (now or time.time()):
             return False
         return sum(1 for job in self.jobs.active_on(worker.id) if not job.ended_on_worker) < capacity
 
@@ -100,7 +99,7 @@ class Dispatcher(BackgroundLoop):
         jobs = self.jobs
         if self.paused or not jobs.waiting_count or not jobs.dispatching or jobs.loading or not self.may_send():
             return []
-        registered = self.registry.all()
+        registered = self.registry.snapshot()
         # Every submission asks for a plan: with hundreds of full workers, a cheap look at each answers
         # "nothing can move" without building their scheduler views.
         now = time.time()

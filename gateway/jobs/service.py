@@ -252,7 +252,7 @@ class JobService(ReplicaMixin):
         request = parse_prompt_request(body)
         # Workers that are offline now still count: a GPU box that reboots at night gets its jobs when it
         # is back. Their last known node lists (kept in the store) decide what they can run.
-        workers = self.registry.all()
+        workers = self.registry.snapshot()
         if not workers:
             raise WorkerUnavailable(NO_WORKER_REGISTERED)
         if request.prompt_id and (self.get(request.prompt_id) or await self.store.get_job(request.prompt_id)):

@@ -200,7 +200,7 @@ class WorkerRegistry:
         self._make_client = make_client
         self._default_max_queue = default_max_queue
         self._workers: dict[int, Worker] = {}
-        self._listed: list[Worker] | None = None  # all() until a worker is added or removed
+        self._listed: tuple[Worker, ...] | None = None  # snapshot() until a worker is added or removed
         self._listeners: list[Callable[[Worker, str], None]] = []
         self.version = 0  # bumped on every change of any worker's state or configuration
         self.applying_remote = False  # True while listeners hear a change another instance made
@@ -228,11 +228,15 @@ class WorkerRegistry:
             self.applying_remote = False
 
     def all(self) -> list[Worker]:
-        """Every worker, in id order (a new list; the order is kept until a worker is added or removed:
-        every submission asks for it)."""
+        """Every worker, in id order (a new list)."""
+        return list(self.snapshot())
+
+    def snapshot(self) -> tuple[Worker, ...]:
+        """Every worker, in id order, as a tuple kept until a worker is added or removed (every
+        submission and every planning round reads it)."""
         if self._listed is None:
-            self._listed = [self._workers[key] for key in sorted(self._workers)]
-        return list(self._listed)
+            self._listed = tuple(self._workers[key] for key in sorted(self._workers))
+        return self._listed
 
     def get(self, worker_id: int) -> Worker | None:
         """The worker with that id, or None."""
