@@ -1,4 +1,5 @@
-"""Helpers for the admin-page tests: synthetic job history for charts and bulk job rows for scale tests."""
+"""Helpers for the admin-page tests: synthetic job history for charts, bulk job rows for scale tests, moving
+between views and screenshots."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import random
 import time
 import uuid
 from pathlib import Path
+
+from playwright.async_api import expect
 
 from gateway.jobs.model import Job, Progress
 
@@ -70,3 +73,16 @@ def screenshot_path(name: str) -> str:
     """Where a view's screenshot goes (docs/img/NAME.png)."""
     DOCS_IMG.mkdir(parents=True, exist_ok=True)
     return str(DOCS_IMG / f"{name}.png")
+
+
+async def shoot(page, name: str) -> None:
+    """A screenshot of what the page shows now, for docs/img (after charts and fonts settle)."""
+    await page.evaluate("document.activeElement && document.activeElement.blur()")
+    await page.wait_for_timeout(300)
+    await page.screenshot(path=screenshot_path(name))
+
+
+async def go(page, view: str) -> None:
+    """Open one of the admin page's views by its tab."""
+    await page.click(f'.tabs a[data-view="{view}"]')
+    await expect(page.locator(f'section.view[data-view="{view}"]')).to_be_visible()

@@ -12,21 +12,9 @@ from playwright.async_api import expect
 
 from tests.fake_comfy import sample_workflow, slow_workflow
 
-from .helpers import bulk_insert, history_rows, screenshot_path
+from .helpers import bulk_insert, go, history_rows, shoot
 
 LIVE = 15000  # ms to wait for something the event stream brings
-
-
-async def shoot(page, name: str) -> None:
-    """A 1440x900 screenshot of the current view (after charts and fonts settle)."""
-    await page.evaluate("document.activeElement && document.activeElement.blur()")
-    await page.wait_for_timeout(300)
-    await page.screenshot(path=screenshot_path(name))
-
-
-async def go(page, view: str) -> None:
-    await page.click(f'.tabs a[data-view="{view}"]')
-    await expect(page.locator(f'section.view[data-view="{view}"]')).to_be_visible()
 
 
 async def test_operator_session(ui_cluster, open_page):

@@ -16,22 +16,10 @@ from playwright.async_api import expect
 
 from tests.fake_comfy import sample_workflow, slow_workflow
 
-from .helpers import screenshot_path
+from .helpers import go, shoot
 
 LIVE = 15000  # ms to wait for something the event stream brings
 PHONE = {"width": 390, "height": 844}
-
-
-async def shoot(page, name: str) -> None:
-    """A screenshot of what the page shows now, for docs/img (after charts and fonts settle)."""
-    await page.evaluate("document.activeElement && document.activeElement.blur()")
-    await page.wait_for_timeout(300)
-    await page.screenshot(path=screenshot_path(name))
-
-
-async def go(page, view: str) -> None:
-    await page.click(f'.tabs a[data-view="{view}"]')
-    await expect(page.locator(f'section.view[data-view="{view}"]')).to_be_visible()
 
 
 def seconds_of(text: str) -> float:
