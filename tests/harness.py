@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from gateway.app import Gateway
 from gateway.config import load_settings
@@ -231,3 +232,17 @@ class SimProcess:
         if self.proc and self.proc.returncode is None:
             self.proc.terminate()
             await self.proc.wait()
+
+
+async def webhook_receiver(port: int, received: list) -> web.AppRunner:
+    """An HTTP server on 127.0.0.1:port that appends each JSON body POSTed to /hook to `received`;
+    call .cleanup() on the runner when done."""
+    async def hook(request):
+        received.append(await request.json())
+        return web.Response(text="ok")
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner

@@ -8,10 +8,9 @@ import asyncio
 import time
 
 import aiohttp
-from aiohttp import web
 
 from tests.fake_comfy import sample_workflow, slow_workflow
-from tests.harness import free_port
+from tests.harness import free_port, webhook_receiver
 
 
 async def _waiting(nodes, name: str) -> float:
@@ -72,16 +71,8 @@ async def test_a_client_waits_on_a_follower_for_a_job_the_dispatcher_runs(nodes)
 
 async def test_the_dispatcher_sends_the_webhook_of_a_job_accepted_by_a_follower(nodes):
     received: list = []
-
-    async def hook(request):
-        received.append(await request.json())
-        return web.Response(text="ok")
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner = await webhook_receiver(port, received)
     try:
         await nodes.start("a", "b")
         await nodes.add_sim("a", node_seconds=0.004)

@@ -7,10 +7,9 @@ import json
 import time
 
 import pytest
-from aiohttp import web
 
 from tests.fake_comfy import sample_workflow, slow_workflow
-from tests.harness import Cluster
+from tests.harness import Cluster, webhook_receiver
 from tests.store.services import require_redis
 
 
@@ -101,16 +100,7 @@ async def test_task_list_pages_and_filters(cluster):
 
 async def test_webhook_gets_the_finished_job(cluster, unused_tcp_port):
     received: list = []
-
-    async def hook(request):
-        received.append(await request.json())
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+    runner = await webhook_receiver(unused_tcp_port, received)
     try:
         await cluster.add_sim()
         await cluster.wait_online()

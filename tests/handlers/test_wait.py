@@ -7,10 +7,9 @@ import asyncio
 import time
 
 import aiohttp
-from aiohttp import web
 
 from tests.fake_comfy import sample_workflow, slow_workflow
-from tests.harness import Cluster
+from tests.harness import Cluster, webhook_receiver
 
 
 async def _online(cluster: Cluster, **sim_kwargs):
@@ -214,16 +213,6 @@ async def test_shutdown_answers_waiting_requests(tmp_path):
             sim.cleanup()
 
 
-async def _receiver(port: int, received: list) -> web.AppRunner:
-    async def hook(request):
-        received.append(await request.json())
-        return web.Response(text="ok")
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
 
 
 async def _webhook_body(cluster: Cluster, port: int, received: list) -> dict:
@@ -238,7 +227,7 @@ async def _webhook_body(cluster: Cluster, port: int, received: list) -> dict:
 
 async def test_the_webhook_carries_the_files_with_urls_to_the_public_address(tmp_path, unused_tcp_port):
     received: list = []
-    runner = await _receiver(unused_tcp_port, received)
+    runner = await webhook_receiver(unused_tcp_port, received)
     cluster = Cluster(tmp_path / "gw", GATEWAY_PUBLIC_URL="https://gateway.studio.example/")
     await cluster.start()
     try:
@@ -260,7 +249,7 @@ async def test_the_webhook_carries_the_files_with_urls_to_the_public_address(tmp
 
 async def test_without_public_url_webhook_urls_use_the_bound_address(cluster, unused_tcp_port):
     received: list = []
-    runner = await _receiver(unused_tcp_port, received)
+    runner = await webhook_receiver(unused_tcp_port, received)
     try:
         await _online(cluster)
         body = await _webhook_body(cluster, unused_tcp_port, received)
