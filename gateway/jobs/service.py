@@ -279,18 +279,18 @@ class JobService(ReplicaMixin):
                 return await self.dispatcher.submit_now(job, worker, info)
         return await self.accept_queued(job, info)
 
-    def _capable(self, job: Job, workers: list) -> list:
+    def _capable(self, job: Job, workers) -> tuple:
         """The workers whose node lists (or unknown ones) allow this job, remembered per distinct
         requirements until a worker changes (every submission asks; a batch repeats one workflow)."""
         requirements, version = job.requirements, self.registry.version
         cached = self._capable_cache.get(requirements)
         if cached is not None and cached[0] == version and cached[1] == len(workers):
-            return list(cached[2])
-        capable = [w for w in workers if w.capabilities is None or w.capabilities.can_run(requirements)]
+            return cached[2]
+        capable = tuple(w for w in workers if w.capabilities is None or w.capabilities.can_run(requirements))
         if len(self._capable_cache) >= CAPABLE_CACHE_LIMIT:
             self._capable_cache.clear()
         self._capable_cache[requirements] = (version, len(workers), capable)
-        return list(capable)
+        return capable
 
     def requirements_of(self, prompt: dict):
         """What a workflow needs from a worker (one shared object per distinct requirements)."""
